@@ -1,0 +1,13 @@
+//! The shared core of Thesa on Kubernetes: the definition model, the
+//! OpenAPI operation index, the validator and checksums.
+//!
+//! It knows nothing about Kubernetes or HTTP; the operator and the BFF are
+//! adapters around it.
+
+pub mod duration;
+pub mod finding;
+pub mod load;
+pub mod model;
+pub mod node;
+pub mod path;
+mod suggest;
