@@ -199,7 +199,11 @@ pub struct Reporter<'a> {
 impl<'a> Reporter<'a> {
     /// A reporter for `source` whose text parsed to `document` (`None` for
     /// documents that did not come from text, such as custom resources).
-    pub fn new(source: &'a str, document: Option<&'a Node>, findings: &'a mut Vec<Finding>) -> Self {
+    pub fn new(
+        source: &'a str,
+        document: Option<&'a Node>,
+        findings: &'a mut Vec<Finding>,
+    ) -> Self {
         Self {
             source,
             document,

@@ -4,10 +4,14 @@
 //! It knows nothing about Kubernetes or HTTP; the operator and the BFF are
 //! adapters around it.
 
+pub mod checksum;
+pub mod config;
 pub mod duration;
 pub mod finding;
 pub mod load;
 pub mod model;
 pub mod node;
+pub mod openapi;
 pub mod path;
 mod suggest;
+pub mod validate;

@@ -44,7 +44,10 @@ impl Schema {
     pub fn for_type<T: JsonSchema>() -> Self {
         let mut settings = SchemaSettings::draft2020_12();
         settings.inline_subschemas = true;
-        let mut schema = settings.into_generator().into_root_schema_for::<T>().to_value();
+        let mut schema = settings
+            .into_generator()
+            .into_root_schema_for::<T>()
+            .to_value();
         tighten(&mut schema);
         let validator = jsonschema::options()
             .should_validate_formats(false)
@@ -98,7 +101,8 @@ fn tighten(schema: &mut Value) {
     for keyword in ["anyOf", "oneOf"] {
         if let Some(Value::Array(options)) = map.get_mut(keyword) {
             options.retain(|o| {
-                o.get("type").is_none_or(|t| t != "null") && o.get("const").is_none_or(|c| !c.is_null())
+                o.get("type").is_none_or(|t| t != "null")
+                    && o.get("const").is_none_or(|c| !c.is_null())
             });
             if options.len() == 1 {
                 let only = options.remove(0);
@@ -127,7 +131,9 @@ fn tighten(schema: &mut Value) {
 /// schemars writes an enum whose variants have doc comments as `oneOf` a
 /// list of `const`s; a plain `enum` gives one clear error ("not one of: ...").
 fn enum_from_consts(map: &mut serde_json::Map<String, Value>) {
-    let Some(Value::Array(options)) = map.get("oneOf") else { return };
+    let Some(Value::Array(options)) = map.get("oneOf") else {
+        return;
+    };
     let consts: Option<Vec<Value>> = options.iter().map(|o| o.get("const").cloned()).collect();
     if let Some(consts) = consts {
         map.remove("oneOf");
@@ -243,18 +249,26 @@ fn collect(schema: &Schema, value: &Value) -> Vec<Problem> {
 /// Thesa's Go loader reads `true` or `120` into a string field as `"true"`
 /// and `"120"`; do the same, with the text as written (`1.0` stays `1.0`).
 /// Returns whether anything changed.
-fn coerce_scalars_to_strings(value: &mut Value, document: Option<&Node>, problems: &[Problem]) -> bool {
-    use jsonschema::error::{TypeKind, ValidationErrorKind};
+fn coerce_scalars_to_strings(
+    value: &mut Value,
+    document: Option<&Node>,
+    problems: &[Problem],
+) -> bool {
     use jsonschema::JsonType;
+    use jsonschema::error::{TypeKind, ValidationErrorKind};
     let mut changed = false;
     for problem in problems {
-        let ValidationErrorKind::Type { kind } = &problem.kind else { continue };
+        let ValidationErrorKind::Type { kind } = &problem.kind else {
+            continue;
+        };
         let wants_string = match kind {
             TypeKind::Single(t) => *t == JsonType::String,
             TypeKind::Multiple(set) => set.contains(JsonType::String),
         };
         let path = to_path(value, &problem.instance_path);
-        let Some(slot) = value.pointer_mut(&problem.instance_path) else { continue };
+        let Some(slot) = value.pointer_mut(&problem.instance_path) else {
+            continue;
+        };
         if !wants_string || !(slot.is_boolean() || slot.is_number()) {
             continue;
         }
@@ -343,7 +357,11 @@ fn report(schema: &Schema, value: &Value, problem: &Problem, reporter: &mut Repo
         K::AdditionalProperties { unexpected } => {
             let known = schema
                 .schema
-                .pointer(problem.schema_path.trim_end_matches("/additionalProperties"))
+                .pointer(
+                    problem
+                        .schema_path
+                        .trim_end_matches("/additionalProperties"),
+                )
                 .and_then(|s| s.get("properties"))
                 .and_then(Value::as_object);
             for key in unexpected {
@@ -394,16 +412,21 @@ fn report(schema: &Schema, value: &Value, problem: &Problem, reporter: &mut Repo
                 ),
             )
         }
-        K::Minimum { limit } | K::ExclusiveMinimum { limit } => {
-            (Code::OutOfRange, format!("{} is below the minimum of {limit}", shown()))
-        }
-        K::Maximum { limit } | K::ExclusiveMaximum { limit } => {
-            (Code::OutOfRange, format!("{} is above the maximum of {limit}", shown()))
-        }
+        K::Minimum { limit } | K::ExclusiveMinimum { limit } => (
+            Code::OutOfRange,
+            format!("{} is below the minimum of {limit}", shown()),
+        ),
+        K::Maximum { limit } | K::ExclusiveMaximum { limit } => (
+            Code::OutOfRange,
+            format!("{} is above the maximum of {limit}", shown()),
+        ),
         K::MinLength { .. } => (Code::MissingField, "must not be empty".to_string()),
         K::MinItems { limit } => (
             Code::MissingField,
-            format!("needs at least {limit} entr{}", if *limit == 1 { "y" } else { "ies" }),
+            format!(
+                "needs at least {limit} entr{}",
+                if *limit == 1 { "y" } else { "ies" }
+            ),
         ),
         K::Pattern { pattern } => (Code::InvalidFormat, pattern_message(pattern, &shown())),
         K::AnyOf { .. } if is_duration_schema(schema, &problem.schema_path) => {
@@ -412,7 +435,10 @@ fn report(schema: &Schema, value: &Value, problem: &Problem, reporter: &mut Repo
                 .unwrap_or_default();
             (Code::InvalidFormat, ParseDurationError(text).to_string())
         }
-        other => (Code::InvalidType, format!("{} is not valid here: {other:?}", shown())),
+        other => (
+            Code::InvalidType,
+            format!("{} is not valid here: {other:?}", shown()),
+        ),
     };
     reporter.report(code, &path, message);
     true
@@ -447,7 +473,8 @@ mod tests {
     fn load(text: &str) -> (Option<Definition>, Vec<Finding>) {
         static SCHEMA: SchemaCell = SchemaCell::new();
         let mut findings = Vec::new();
-        let loaded = from_text::<Definition>(SCHEMA.get::<Definition>(), "d.yaml", text, &mut findings);
+        let loaded =
+            from_text::<Definition>(SCHEMA.get::<Definition>(), "d.yaml", text, &mut findings);
         (loaded.value, findings)
     }
 
@@ -467,12 +494,17 @@ mod tests {
         assert!(findings.is_empty(), "{findings:?}");
         let def = def.unwrap();
         assert_eq!(def.pages[0].title, "42");
-        assert_eq!(def.pages[0].sections[0].fields[0].read_only.as_deref(), Some("true"));
+        assert_eq!(
+            def.pages[0].sections[0].fields[0].read_only.as_deref(),
+            Some("true")
+        );
     }
 
     #[test]
     fn reports_all_structural_problems_with_positions() {
-        let (def, findings) = load("domain: Orders\nversion: '1.0'\npages:\n- id: p\n  layout: grid\n  colour: red\n");
+        let (def, findings) = load(
+            "domain: Orders\nversion: '1.0'\npages:\n- id: p\n  layout: grid\n  colour: red\n",
+        );
         assert!(def.is_none());
         let got: Vec<String> = findings.iter().map(ToString::to_string).collect();
         let expected = [
@@ -484,17 +516,24 @@ mod tests {
             "d.yaml:6:3: warning[UNKNOWN_FIELD] pages[0].colour: unknown field \"colour\" is ignored",
         ];
         for want in expected {
-            assert!(got.iter().any(|g| g.starts_with(want)), "missing {want:?} in {got:#?}");
+            assert!(
+                got.iter().any(|g| g.starts_with(want)),
+                "missing {want:?} in {got:#?}"
+            );
         }
     }
 
     #[test]
     fn unknown_fields_alone_do_not_block() {
-        let (def, findings) = load("domain: orders\nversion: 1.0.0\nnavigation:\n  label: Orders\n  group: bottom\n  capabilites: []\n");
+        let (def, findings) = load(
+            "domain: orders\nversion: 1.0.0\nnavigation:\n  label: Orders\n  group: bottom\n  capabilites: []\n",
+        );
         assert!(def.is_some());
         assert_eq!(findings.len(), 2);
         assert!(
-            findings.iter().any(|f| f.message.contains("did you mean \"capabilities\"")),
+            findings
+                .iter()
+                .any(|f| f.message.contains("did you mean \"capabilities\"")),
             "{findings:?}"
         );
     }
@@ -505,18 +544,34 @@ mod tests {
             "domain: orders\nversion: 1.0.0\nlookups:\n- id: l\n  operation: {operation_id: x}\n  label_field: a\n  value_field: b\n  cache: {ttl: 5 minutes, scope: planet}\n",
         );
         let codes: Vec<_> = findings.iter().map(|f| (f.code, f.path.as_str())).collect();
-        assert!(codes.contains(&(Code::InvalidFormat, "lookups[0].cache.ttl")), "{findings:?}");
-        assert!(codes.contains(&(Code::InvalidEnum, "lookups[0].cache.scope")), "{findings:?}");
+        assert!(
+            codes.contains(&(Code::InvalidFormat, "lookups[0].cache.ttl")),
+            "{findings:?}"
+        );
+        assert!(
+            codes.contains(&(Code::InvalidEnum, "lookups[0].cache.scope")),
+            "{findings:?}"
+        );
     }
 
     #[test]
     fn reads_json_values_without_positions() {
         static SCHEMA: SchemaCell = SchemaCell::new();
         let mut findings = Vec::new();
-        let value = serde_json::json!({"domain": "orders", "version": "1.0.0", "pages": [{"id": "p"}]});
-        let def = from_value::<Definition>(SCHEMA.get::<Definition>(), "ns/orders", value, &mut findings);
+        let value =
+            serde_json::json!({"domain": "orders", "version": "1.0.0", "pages": [{"id": "p"}]});
+        let def = from_value::<Definition>(
+            SCHEMA.get::<Definition>(),
+            "ns/orders",
+            value,
+            &mut findings,
+        );
         assert!(def.is_none());
-        assert!(findings.iter().all(|f| f.line.is_none() && f.source == "ns/orders"));
+        assert!(
+            findings
+                .iter()
+                .all(|f| f.line.is_none() && f.source == "ns/orders")
+        );
         assert_eq!(findings[0].path, "pages[0].title");
     }
 }

@@ -242,7 +242,9 @@ impl Builder {
                 if self.documents > 1 {
                     return Err(ParseError {
                         pos,
-                        message: "a second YAML document starts here; put each document in its own file".to_string(),
+                        message:
+                            "a second YAML document starts here; put each document in its own file"
+                                .to_string(),
                     });
                 }
             }
@@ -353,9 +355,9 @@ impl Builder {
                 ..
             }) => match pending_key.take() {
                 None => {
-                    let key = node.scalar_text().or_else(|| {
-                        (node.kind == NodeKind::Null).then(|| "null".to_string())
-                    });
+                    let key = node
+                        .scalar_text()
+                        .or_else(|| (node.kind == NodeKind::Null).then(|| "null".to_string()));
                     let Some(key) = key else {
                         return Err(ParseError {
                             pos: node.pos,
@@ -395,7 +397,11 @@ impl Builder {
 
 /// YAML merge keys (`<<: *defaults`): keys written in the mapping win over
 /// merged ones, and earlier merge sources win over later ones.
-fn apply_merges(mut entries: Vec<Entry>, mut keys: HashSet<String>, merges: Vec<Node>) -> Vec<Entry> {
+fn apply_merges(
+    mut entries: Vec<Entry>,
+    mut keys: HashSet<String>,
+    merges: Vec<Node>,
+) -> Vec<Entry> {
     let sources = merges.into_iter().flat_map(|node| match node.kind {
         NodeKind::Seq(items) => items,
         _ => vec![node],
@@ -457,7 +463,10 @@ fn parse_number(text: &str) -> Option<Number> {
     let looks_numeric = unsigned
         .bytes()
         .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'))
-        && unsigned.bytes().next().is_some_and(|b| b.is_ascii_digit() || b == b'.')
+        && unsigned
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_digit() || b == b'.')
         && unsigned.bytes().any(|b| b.is_ascii_digit());
     if looks_numeric {
         return text.parse::<f64>().ok().and_then(Number::from_f64);
@@ -496,14 +505,24 @@ mod tests {
         assert_eq!(at("f"), NodeKind::Number(31.into(), "0x1F".into()));
         assert_eq!(at("g"), NodeKind::Null);
         assert_eq!(at("h"), NodeKind::String(".inf".into()));
-        assert_eq!(doc.get(&Path::root().key("b")).unwrap().scalar_text().unwrap(), "1.0");
+        assert_eq!(
+            doc.get(&Path::root().key("b"))
+                .unwrap()
+                .scalar_text()
+                .unwrap(),
+            "1.0"
+        );
     }
 
     #[test]
     fn rejects_duplicate_keys_with_both_positions() {
         let err = parse("a: 1\nb: 2\na: 3\n").unwrap_err();
         assert_eq!(err.pos, Pos { line: 3, column: 1 });
-        assert!(err.message.contains("first set at line 1"), "{}", err.message);
+        assert!(
+            err.message.contains("first set at line 1"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
@@ -529,16 +548,30 @@ mod tests {
 
     #[test]
     fn rejects_second_document_and_empty_text() {
-        assert!(parse("a: 1\n---\nb: 2\n").unwrap_err().message.contains("second YAML document"));
+        assert!(
+            parse("a: 1\n---\nb: 2\n")
+                .unwrap_err()
+                .message
+                .contains("second YAML document")
+        );
         assert_eq!(parse("").unwrap_err().message, "the document is empty");
-        assert_eq!(parse("# only a comment\n").unwrap_err().message, "the document is empty");
+        assert_eq!(
+            parse("# only a comment\n").unwrap_err().message,
+            "the document is empty"
+        );
     }
 
     #[test]
     fn reads_json() {
         let doc = parse(r#"{"openapi": "3.1.0", "paths": {"/a": {}}}"#).unwrap();
         assert_eq!(doc.to_json()["openapi"], "3.1.0");
-        assert_eq!(doc.locate(&Path::root().key("paths")), Pos { line: 1, column: 31 });
+        assert_eq!(
+            doc.locate(&Path::root().key("paths")),
+            Pos {
+                line: 1,
+                column: 31
+            }
+        );
     }
 
     #[test]

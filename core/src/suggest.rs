@@ -27,6 +27,9 @@ mod tests {
         let names = ["cancelOrder", "listOrders", "getOrder"];
         assert_eq!(closest("cancelOrdr", names), Some("cancelOrder"));
         assert_eq!(closest("deleteCustomer", names), None);
-        assert_eq!(hint("capabilites", ["capabilities", "children"]), " (did you mean \"capabilities\"?)");
+        assert_eq!(
+            hint("capabilites", ["capabilities", "children"]),
+            " (did you mean \"capabilities\"?)"
+        );
     }
 }

@@ -15,9 +15,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub use command::{
-    BodyMapping, Command, Idempotency, InputMapping, OutputMapping, RateLimit,
-};
+pub use command::{BodyMapping, Command, Idempotency, InputMapping, OutputMapping, RateLimit};
 pub use page::{
     Action, ActionType, Breadcrumb, Column, Condition, Confirmation, Dependency, Field,
     FieldValidation, Filter, Form, Layout, Link, Options, Page, Section, SortDir, StaticOption,

@@ -1,0 +1,206 @@
+//! Reading definitions, specs and the config from disk, the way the BFF
+//! finds them at start-up (step 3 and 4 of the start-up sequence).
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use thesa_core::config::Config;
+use thesa_core::finding::Finding;
+use thesa_core::openapi::SpecInput;
+
+/// Why the inputs could not be read (exit code 2: usage or I/O).
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// A path given on the command line or in the config does not exist.
+    #[error("{what} {path} does not exist")]
+    Missing {
+        /// What the path was for.
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+    },
+    /// A file or directory could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// The config names a spec file that is not in the spec directory.
+    #[error(
+        "specs.sources in {config} names {file:?} for service {service:?}, but {path} does not exist"
+    )]
+    MissingSpecSource {
+        /// The config file.
+        config: String,
+        /// The file name from the config.
+        file: String,
+        /// The service it was for.
+        service: String,
+        /// Where it was looked for.
+        path: PathBuf,
+    },
+    /// The config file has errors.
+    #[error("the configuration {0} is invalid")]
+    InvalidConfig(String),
+}
+
+fn read(path: &Path) -> Result<String, SourceError> {
+    fs::read_to_string(path).map_err(|source| SourceError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Files with a name the loaders read (`.yaml`, `.yml`, `.json`), skipping
+/// hidden entries. Kubernetes mounts a ConfigMap as symlinks into a hidden
+/// `..data` directory; skipping it reads each file once.
+fn is_document(path: &Path) -> bool {
+    let hidden = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with('.'));
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    !hidden && matches!(extension.as_deref(), Some("yaml" | "yml" | "json"))
+}
+
+fn list_dir(dir: &Path) -> Result<Vec<PathBuf>, SourceError> {
+    let entries = fs::read_dir(dir).map_err(|source| SourceError::Read {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut paths = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|source| SourceError::Read {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        paths.push(entry.path());
+    }
+    paths.sort();
+    Ok(paths)
+}
+
+/// The definition files under `paths` (files as given, directories searched
+/// recursively), sorted, each with its text.
+pub fn definition_texts(paths: &[PathBuf]) -> Result<Vec<(String, String)>, SourceError> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_file() {
+            files.push(path.clone());
+        } else if path.is_dir() {
+            collect(path, &mut files)?;
+        } else {
+            return Err(SourceError::Missing {
+                what: "definitions path",
+                path: path.clone(),
+            });
+        }
+    }
+    files.sort();
+    files.dedup();
+    files
+        .into_iter()
+        .map(|f| Ok((f.display().to_string(), read(&f)?)))
+        .collect()
+}
+
+fn collect(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), SourceError> {
+    for path in list_dir(dir)? {
+        let hidden = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'));
+        if path.is_dir() && !hidden {
+            collect(&path, files)?;
+        } else if path.is_file() && is_document(&path) {
+            files.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// The spec files of `dir`, each with its service ID: from `specs.sources`
+/// of the config when it lists the file, otherwise the file name without
+/// its extension.
+pub fn spec_inputs(
+    dir: &Path,
+    config: Option<(&str, &Config)>,
+) -> Result<Vec<SpecInput>, SourceError> {
+    if !dir.is_dir() {
+        return Err(SourceError::Missing {
+            what: "spec directory",
+            path: dir.to_path_buf(),
+        });
+    }
+    if let Some((config_source, config)) = config {
+        for source in &config.specs.sources {
+            let path = dir.join(&source.spec_file);
+            if !path.is_file() {
+                return Err(SourceError::MissingSpecSource {
+                    config: config_source.to_string(),
+                    file: source.spec_file.clone(),
+                    service: source.service_id.clone(),
+                    path,
+                });
+            }
+        }
+    }
+    let mut inputs = Vec::new();
+    for path in list_dir(dir)? {
+        if !path.is_file() || !is_document(&path) {
+            continue;
+        }
+        let file_name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let stem = path
+            .file_stem()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let service_id = config
+            .and_then(|(_, c)| c.service_for_spec_file(file_name))
+            .unwrap_or(stem)
+            .to_string();
+        inputs.push(SpecInput {
+            service_id,
+            source: path.display().to_string(),
+            text: read(&path)?,
+        });
+    }
+    Ok(inputs)
+}
+
+/// The default config file, used when `--config` is not given and it exists.
+pub const DEFAULT_CONFIG: &str = "config/config.yaml";
+
+/// Reads the config: the file given, or [`DEFAULT_CONFIG`] when it exists,
+/// or none. Findings (unknown keys) are added; errors make it invalid.
+pub fn config(
+    path: Option<&Path>,
+    findings: &mut Vec<Finding>,
+) -> Result<Option<(String, Config)>, SourceError> {
+    let path = match path {
+        Some(path) if !path.is_file() => {
+            return Err(SourceError::Missing {
+                what: "config file",
+                path: path.to_path_buf(),
+            });
+        }
+        Some(path) => path.to_path_buf(),
+        None if Path::new(DEFAULT_CONFIG).is_file() => PathBuf::from(DEFAULT_CONFIG),
+        None => return Ok(None),
+    };
+    let source = path.display().to_string();
+    let text = read(&path)?;
+    match Config::from_text(&source, &text, findings) {
+        Some(config) => Ok(Some((source, config))),
+        None => Err(SourceError::InvalidConfig(source)),
+    }
+}

@@ -1,0 +1,766 @@
+//! The BFF configuration (`config.yaml`), as in Thesa's deployment guide.
+//! Every field has a compiled default, so an empty file is a valid config.
+//! Secrets never appear here: fields ending in `_env` name the environment
+//! variable that holds the secret.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::duration::Duration;
+use crate::finding::Finding;
+use crate::load::{self, Loaded, SchemaCell};
+
+/// The whole BFF configuration.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct Config {
+    /// HTTP server.
+    pub server: ServerConfig,
+    /// Token validation.
+    pub identity: IdentityConfig,
+    /// Where definitions are read from.
+    pub definitions: DefinitionsConfig,
+    /// Where OpenAPI specs are read from and which service each describes.
+    pub specs: SpecsConfig,
+    /// Backend services by service ID.
+    pub services: BTreeMap<String, ServiceConfig>,
+    /// How capabilities are resolved.
+    pub capability: CapabilityConfig,
+    /// Workflow engine and its store.
+    pub workflow: WorkflowConfig,
+    /// Idempotency keys and their store.
+    pub idempotency: IdempotencyConfig,
+    /// Global search.
+    pub search: SearchConfig,
+    /// Lookups.
+    pub lookup: LookupConfig,
+    /// Logs, traces and metrics.
+    pub observability: ObservabilityConfig,
+}
+
+impl Config {
+    /// Parses a config file, adding findings (unknown keys are warnings).
+    pub fn from_text(source: &str, text: &str, findings: &mut Vec<Finding>) -> Option<Self> {
+        static SCHEMA: SchemaCell = SchemaCell::new();
+        let loaded: Loaded<Self> = load::from_text(SCHEMA.get::<Self>(), source, text, findings);
+        loaded.value
+    }
+
+    /// The service ID for a spec file name, from `specs.sources`.
+    pub fn service_for_spec_file(&self, file_name: &str) -> Option<&str> {
+        self.specs
+            .sources
+            .iter()
+            .find(|s| s.spec_file == file_name)
+            .map(|s| s.service_id.as_str())
+    }
+}
+
+/// HTTP server settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct ServerConfig {
+    /// Port to listen on.
+    pub port: u16,
+    /// Most time to read a request.
+    pub read_timeout: Duration,
+    /// Most time to write a response.
+    pub write_timeout: Duration,
+    /// Most time a handler may take.
+    pub handler_timeout: Duration,
+    /// Most time to drain requests on shutdown (keep it below the pod's
+    /// terminationGracePeriodSeconds).
+    pub shutdown_timeout: Duration,
+    /// Cross-origin requests.
+    pub cors: CorsConfig,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            port: 8080,
+            read_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
+            handler_timeout: Duration::from_secs(25),
+            shutdown_timeout: Duration::from_secs(30),
+            cors: CorsConfig::default(),
+        }
+    }
+}
+
+/// Cross-origin request settings.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct CorsConfig {
+    /// Origins allowed to call the BFF.
+    pub allowed_origins: Vec<String>,
+    /// Methods allowed.
+    pub allowed_methods: Vec<String>,
+    /// Request headers allowed.
+    pub allowed_headers: Vec<String>,
+    /// How long browsers may cache a preflight answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<Duration>,
+}
+
+/// Signature algorithms accepted on tokens (`none` and HMAC never are).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Algorithm {
+    /// RSA PKCS#1 v1.5 with SHA-256.
+    RS256,
+    /// ECDSA P-256 with SHA-256.
+    ES256,
+}
+
+/// Token validation settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct IdentityConfig {
+    /// Required `iss` of tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// Required `aud` of tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    /// Where the signing keys are published.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks_url: Option<String>,
+    /// A local JWKS file instead of `jwks_url` (development).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks_file: Option<String>,
+    /// How long fetched keys are kept.
+    pub jwks_cache_ttl: Duration,
+    /// Accepted algorithms.
+    pub algorithms: Vec<Algorithm>,
+    /// Where claims are found in the token.
+    pub claim_paths: ClaimPaths,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        Self {
+            issuer: None,
+            audience: None,
+            jwks_url: None,
+            jwks_file: None,
+            jwks_cache_ttl: Duration::from_secs(3600),
+            algorithms: vec![Algorithm::RS256, Algorithm::ES256],
+            claim_paths: ClaimPaths::default(),
+        }
+    }
+}
+
+/// Claim names (dotted or `custom:` prefixed paths) in the token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct ClaimPaths {
+    /// The subject.
+    pub subject_id: String,
+    /// The tenant.
+    pub tenant_id: String,
+    /// The e-mail address.
+    pub email: String,
+    /// The roles.
+    pub roles: String,
+    /// The default partition.
+    pub partition_id: String,
+}
+
+impl Default for ClaimPaths {
+    fn default() -> Self {
+        Self {
+            subject_id: "sub".into(),
+            tenant_id: "tenant_id".into(),
+            email: "email".into(),
+            roles: "roles".into(),
+            partition_id: "partition_id".into(),
+        }
+    }
+}
+
+/// Where definitions come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct DefinitionsConfig {
+    /// Directories searched (recursively) for `*.yaml`, `*.yml`, `*.json`.
+    pub directories: Vec<String>,
+    /// Reload definitions when the files change.
+    pub hot_reload: bool,
+    /// Verify definitions against a checksum manifest.
+    pub strict_checksums: bool,
+}
+
+impl Default for DefinitionsConfig {
+    fn default() -> Self {
+        Self {
+            directories: vec!["/definitions".into()],
+            hot_reload: false,
+            strict_checksums: false,
+        }
+    }
+}
+
+/// Where OpenAPI specs come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct SpecsConfig {
+    /// Directory of spec files.
+    pub directory: String,
+    /// Which service each spec file describes; files not listed use their
+    /// file name without extension as the service ID.
+    pub sources: Vec<SpecSource>,
+}
+
+impl Default for SpecsConfig {
+    fn default() -> Self {
+        Self {
+            directory: "/specs".into(),
+            sources: Vec::new(),
+        }
+    }
+}
+
+/// A spec file and the service it describes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SpecSource {
+    /// The service ID definitions use.
+    pub service_id: String,
+    /// File name in the spec directory.
+    pub spec_file: String,
+}
+
+/// A backend service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ServiceConfig {
+    /// Base URL requests go to.
+    pub base_url: String,
+    /// Capability namespace of the service, if it differs from its domain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_namespace: Option<String>,
+    /// Most time per request.
+    #[serde(default = "ServiceConfig::default_timeout")]
+    pub timeout: Duration,
+    /// How requests are authenticated.
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// How list operations page.
+    #[serde(default)]
+    pub pagination: PaginationConfig,
+    /// When to stop calling a failing service.
+    #[serde(default)]
+    pub circuit_breaker: CircuitBreakerConfig,
+    /// Retries of idempotent calls.
+    #[serde(default)]
+    pub retry: RetryConfig,
+}
+
+impl ServiceConfig {
+    fn default_timeout() -> Duration {
+        Duration::from_secs(10)
+    }
+}
+
+/// How the BFF authenticates to a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthStrategy {
+    /// Passes the caller's token on.
+    #[default]
+    ForwardToken,
+    /// Uses its own token from an OAuth2 client-credentials grant.
+    ServiceToken,
+}
+
+/// Authentication to a service.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct AuthConfig {
+    /// `forward_token` or `service_token`.
+    pub strategy: AuthStrategy,
+    /// OAuth2 client ID (for `service_token`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// OAuth2 token endpoint (for `service_token`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_endpoint: Option<String>,
+    /// Environment variable holding the client secret (default
+    /// `THESA_SERVICE_TOKEN_SECRET`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret_env: Option<String>,
+}
+
+/// How a service pages lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PaginationStyle {
+    /// `offset` and `limit`.
+    #[default]
+    Offset,
+    /// Page number and page size.
+    Page,
+    /// An opaque cursor.
+    Cursor,
+}
+
+/// Pagination parameters of a service.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct PaginationConfig {
+    /// `offset`, `page` or `cursor`.
+    pub style: PaginationStyle,
+    /// Query parameter of the offset or page number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub page_param: Option<String>,
+    /// Query parameter of the page size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_param: Option<String>,
+    /// Query parameter of the sort field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sort_param: Option<String>,
+    /// Query parameter of the sort direction.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sort_dir_param: Option<String>,
+    /// Query parameter of the cursor.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cursor_param: Option<String>,
+}
+
+/// Circuit breaker of a service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct CircuitBreakerConfig {
+    /// Consecutive failures that open the circuit.
+    pub failure_threshold: u32,
+    /// Consecutive successes that close it again.
+    pub success_threshold: u32,
+    /// How long the circuit stays open before a probe.
+    pub timeout: Duration,
+    /// Error rate (0 to 1) that also opens the circuit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1))]
+    pub error_rate_threshold: Option<f64>,
+    /// Window the error rate is measured over.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_rate_window: Option<Duration>,
+}
+
+impl Default for CircuitBreakerConfig {
+    fn default() -> Self {
+        Self {
+            failure_threshold: 5,
+            success_threshold: 2,
+            timeout: Duration::from_secs(30),
+            error_rate_threshold: None,
+            error_rate_window: None,
+        }
+    }
+}
+
+/// Retries of a service's idempotent calls.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct RetryConfig {
+    /// Attempts in all, the first included.
+    #[schemars(range(min = 1))]
+    pub max_attempts: u32,
+    /// Wait before the first retry.
+    pub backoff_initial: Duration,
+    /// Factor the wait grows by.
+    #[schemars(range(min = 1))]
+    pub backoff_multiplier: f64,
+    /// Longest wait.
+    pub backoff_max: Duration,
+    /// Retry only idempotent methods (GET, PUT, DELETE, ...).
+    pub idempotent_only: bool,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            backoff_initial: Duration::from_millis(100),
+            backoff_multiplier: 2.0,
+            backoff_max: Duration::from_secs(2),
+            idempotent_only: true,
+        }
+    }
+}
+
+/// Where capabilities come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Evaluator {
+    /// A static policy file mapping roles to capabilities.
+    #[default]
+    Static,
+    /// An Open Policy Agent endpoint.
+    Opa,
+}
+
+/// Capability resolution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct CapabilityConfig {
+    /// `static` or `opa`.
+    pub evaluator: Evaluator,
+    /// The policy file (for `static`).
+    pub static_policy_file: String,
+    /// Cache of resolved capabilities.
+    pub cache: CacheConfig,
+    /// The OPA endpoint (for `opa`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub opa: Option<OpaConfig>,
+}
+
+impl Default for CapabilityConfig {
+    fn default() -> Self {
+        Self {
+            evaluator: Evaluator::Static,
+            static_policy_file: "/config/policies.yaml".into(),
+            cache: CacheConfig {
+                ttl: Duration::from_secs(300),
+                max_entries: 10_000,
+            },
+            opa: None,
+        }
+    }
+}
+
+/// A cache.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CacheConfig {
+    /// How long entries are kept.
+    pub ttl: Duration,
+    /// Most entries kept.
+    pub max_entries: u64,
+}
+
+/// An Open Policy Agent endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct OpaConfig {
+    /// OPA base URL.
+    pub url: String,
+    /// Path of the policy decision.
+    pub policy_path: String,
+    /// Most time per decision.
+    #[serde(default = "OpaConfig::default_timeout")]
+    pub timeout: Duration,
+}
+
+impl OpaConfig {
+    fn default_timeout() -> Duration {
+        Duration::from_secs(2)
+    }
+}
+
+/// Where workflow instances are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkflowDriver {
+    /// PostgreSQL (shared by all replicas).
+    Postgres,
+    /// In memory (one replica, lost on restart).
+    #[default]
+    Memory,
+}
+
+/// The workflow engine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct WorkflowConfig {
+    /// Whether workflows are served.
+    pub enabled: bool,
+    /// The store.
+    pub store: WorkflowStoreConfig,
+    /// How often timed-out instances are looked for.
+    pub timeout_check_interval: Duration,
+}
+
+impl Default for WorkflowConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            store: WorkflowStoreConfig::default(),
+            timeout_check_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The workflow store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct WorkflowStoreConfig {
+    /// `postgres` or `memory`.
+    pub driver: WorkflowDriver,
+    /// Environment variable holding the PostgreSQL DSN.
+    pub dsn_env: String,
+    /// Most open connections.
+    pub max_open_conns: u32,
+    /// Most idle connections.
+    pub max_idle_conns: u32,
+    /// Longest life of a connection.
+    pub conn_max_lifetime: Duration,
+    /// Run database migrations at start-up.
+    pub auto_migrate: bool,
+}
+
+impl Default for WorkflowStoreConfig {
+    fn default() -> Self {
+        Self {
+            driver: WorkflowDriver::Memory,
+            dsn_env: "THESA_WORKFLOW_DSN".into(),
+            max_open_conns: 25,
+            max_idle_conns: 5,
+            conn_max_lifetime: Duration::from_secs(300),
+            auto_migrate: true,
+        }
+    }
+}
+
+/// Where idempotency keys are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IdempotencyDriver {
+    /// Redis (shared by all replicas).
+    Redis,
+    /// In memory (one replica only).
+    #[default]
+    Memory,
+}
+
+/// Idempotency of commands.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct IdempotencyConfig {
+    /// Whether `X-Idempotency-Key` is honoured.
+    pub enabled: bool,
+    /// The store.
+    pub store: IdempotencyStoreConfig,
+}
+
+/// The idempotency store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct IdempotencyStoreConfig {
+    /// `redis` or `memory`.
+    pub driver: IdempotencyDriver,
+    /// Environment variable holding the Redis address.
+    pub addr_env: String,
+    /// Redis database number.
+    pub db: u32,
+    /// How long a key is remembered unless the command says otherwise.
+    pub default_ttl: Duration,
+}
+
+impl Default for IdempotencyStoreConfig {
+    fn default() -> Self {
+        Self {
+            driver: IdempotencyDriver::Memory,
+            addr_env: "THESA_REDIS_ADDR".into(),
+            db: 0,
+            default_ttl: Duration::from_secs(86_400),
+        }
+    }
+}
+
+/// Global search.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct SearchConfig {
+    /// Most time per search provider.
+    pub timeout_per_provider: Duration,
+    /// Most results per provider.
+    pub max_results_per_provider: u32,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        Self {
+            timeout_per_provider: Duration::from_secs(3),
+            max_results_per_provider: 50,
+        }
+    }
+}
+
+/// Lookups.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct LookupConfig {
+    /// Cache of lookup options.
+    pub cache: CacheConfig,
+}
+
+impl Default for LookupConfig {
+    fn default() -> Self {
+        Self {
+            cache: CacheConfig {
+                ttl: Duration::from_secs(300),
+                max_entries: 1000,
+            },
+        }
+    }
+}
+
+/// Log levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LogLevel {
+    /// Everything.
+    Debug,
+    /// Normal operation.
+    #[default]
+    Info,
+    /// Problems worth a look.
+    Warn,
+    /// Failures only.
+    Error,
+}
+
+/// Trace exporters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TraceExporter {
+    /// OpenTelemetry protocol.
+    #[default]
+    Otlp,
+    /// Jaeger.
+    Jaeger,
+    /// Standard output.
+    Stdout,
+}
+
+/// Logs, traces and metrics.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct ObservabilityConfig {
+    /// `debug`, `info`, `warn` or `error`.
+    pub log_level: LogLevel,
+    /// Traces.
+    pub tracing: TracingConfig,
+    /// Prometheus metrics.
+    pub metrics: MetricsConfig,
+}
+
+/// Traces.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct TracingConfig {
+    /// Whether traces are exported.
+    pub enabled: bool,
+    /// `otlp`, `jaeger` or `stdout`.
+    pub exporter: TraceExporter,
+    /// Collector address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Share of requests traced, 0 to 1.
+    #[schemars(range(min = 0, max = 1))]
+    pub sampling_rate: f64,
+    /// Always trace requests that fail.
+    pub force_sample_errors: bool,
+}
+
+impl Default for TracingConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            exporter: TraceExporter::Otlp,
+            endpoint: None,
+            sampling_rate: 0.1,
+            force_sample_errors: true,
+        }
+    }
+}
+
+/// Prometheus metrics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct MetricsConfig {
+    /// Whether `/metrics` is served.
+    pub enabled: bool,
+    /// Path of the metrics endpoint.
+    pub path: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            path: "/metrics".into(),
+        }
+    }
+}
+
+/// The static policy file: which capabilities each role grants.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+pub struct Policies {
+    /// Role name to capabilities (`orders:view`, `orders:*`, `*`).
+    pub roles: BTreeMap<String, Vec<String>>,
+}
+
+impl Policies {
+    /// Parses a policy file, adding findings.
+    pub fn from_text(source: &str, text: &str, findings: &mut Vec<Finding>) -> Option<Self> {
+        static SCHEMA: SchemaCell = SchemaCell::new();
+        let loaded: Loaded<Self> = load::from_text(SCHEMA.get::<Self>(), source, text, findings);
+        loaded.value
+    }
+
+    /// Whether any of `roles` grants `capability`, honouring wildcards:
+    /// `*` grants everything and `orders:*` everything in `orders`.
+    pub fn grants(&self, roles: &[&str], capability: &str) -> bool {
+        roles
+            .iter()
+            .filter_map(|role| self.roles.get(*role))
+            .flatten()
+            .any(|granted| {
+                granted == "*"
+                    || granted == capability
+                    || granted.strip_suffix('*').is_some_and(|prefix| {
+                        prefix.ends_with(':') && capability.starts_with(prefix)
+                    })
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_config_is_all_defaults() {
+        let mut findings = Vec::new();
+        let config = Config::from_text("c.yaml", "{}", &mut findings).unwrap();
+        assert!(findings.is_empty());
+        assert_eq!(config, Config::default());
+        assert_eq!(config.server.port, 8080);
+        assert_eq!(config.server.shutdown_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn rejects_algorithms_other_than_rs256_and_es256() {
+        let mut findings = Vec::new();
+        let config = Config::from_text(
+            "c.yaml",
+            "identity:\n  algorithms: [RS256, none]\n",
+            &mut findings,
+        );
+        assert!(config.is_none());
+        assert_eq!(findings[0].path, "identity.algorithms[1]");
+        assert_eq!(findings[0].line, Some(2));
+    }
+
+    #[test]
+    fn policies_grant_with_wildcards() {
+        let mut findings = Vec::new();
+        let text = "roles:\n  admin: ['*']\n  clerk: ['orders:*', 'customers:view']\n";
+        let policies = Policies::from_text("p.yaml", text, &mut findings).unwrap();
+        assert!(policies.grants(&["admin"], "billing:refund"));
+        assert!(policies.grants(&["clerk"], "orders:cancel"));
+        assert!(policies.grants(&["clerk"], "customers:view"));
+        assert!(!policies.grants(&["clerk"], "customers:edit"));
+        assert!(!policies.grants(&["clerk"], "ordersx:view"));
+        assert!(!policies.grants(&["nobody"], "orders:view"));
+    }
+}

@@ -1,0 +1,919 @@
+//! The validator: the rules of the definition format over a *set* of
+//! definitions, against the indexed OpenAPI specs and the registered SDK
+//! handlers. One validator serves the operator, the BFF and the CLI.
+//!
+//! Structural rules (required fields, types, enums, ranges, formats,
+//! unknown keys) run when a definition is loaded ([`LoadedDefinition`]);
+//! [`validate`] adds the rules that need the whole set and the specs.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+
+use serde_json::Value;
+
+use crate::checksum::{self, Checksum};
+use crate::finding::{Code, Finding, Reporter};
+use crate::load::{self, Schema, SchemaCell};
+use crate::model::{
+    Action, ActionType, BodyMapping, DataSource, Definition, Form, InputMapping, Layout,
+    OperationBinding, OperationType, Options, Page, Section, StepType, Workflow,
+};
+use crate::node::Node;
+use crate::openapi::{Operation, OperationIndex, Presence, ServiceSpec};
+use crate::path::Path;
+use crate::suggest;
+
+static SCHEMA: SchemaCell = SchemaCell::new();
+
+/// The structural rules of a definition document.
+pub fn definition_schema() -> &'static Schema {
+    SCHEMA.get::<Definition>()
+}
+
+/// A definition as loaded from a file or a custom resource.
+#[derive(Debug)]
+pub struct LoadedDefinition {
+    /// The file, or `namespace/name` of the custom resource.
+    pub source: String,
+    /// The parsed text, for positions (`None` for custom resources).
+    pub document: Option<Node>,
+    /// The definition, `None` when it did not load (see the findings).
+    pub definition: Option<Definition>,
+}
+
+impl LoadedDefinition {
+    /// Parses and loads a YAML or JSON text, adding structural findings.
+    pub fn from_text(source: impl Into<String>, text: &str, findings: &mut Vec<Finding>) -> Self {
+        let source = source.into();
+        let loaded = load::from_text(definition_schema(), &source, text, findings);
+        Self {
+            source,
+            document: loaded.document,
+            definition: loaded.value,
+        }
+    }
+
+    /// Loads a JSON value (a custom resource's spec), adding structural
+    /// findings without positions.
+    pub fn from_value(
+        source: impl Into<String>,
+        value: Value,
+        findings: &mut Vec<Finding>,
+    ) -> Self {
+        let source = source.into();
+        let definition = load::from_value(definition_schema(), &source, value, findings);
+        Self {
+            source,
+            document: None,
+            definition,
+        }
+    }
+
+    /// The checksum of the definition's canonical form, if it loaded.
+    pub fn checksum(&self) -> Option<Checksum> {
+        self.definition.as_ref().map(checksum::definition_checksum)
+    }
+
+    fn reporter<'a>(&'a self, findings: &'a mut Vec<Finding>) -> Reporter<'a> {
+        Reporter::new(&self.source, self.document.as_ref(), findings)
+    }
+
+    /// `file:line:col` of `path`, for messages that point elsewhere.
+    fn location(&self, path: &Path) -> String {
+        let mut scratch = Vec::new();
+        self.reporter(&mut scratch).describe(path)
+    }
+}
+
+/// The checksum of the set of loaded definitions, independent of order.
+pub fn set_checksum(definitions: &[LoadedDefinition]) -> Checksum {
+    let members: Vec<(&str, Checksum)> = definitions
+        .iter()
+        .filter_map(|d| {
+            let def = d.definition.as_ref()?;
+            Some((def.domain.as_str(), checksum::definition_checksum(def)))
+        })
+        .collect();
+    checksum::set_checksum(members)
+}
+
+/// Kinds of IDs that other elements look up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Kind {
+    Page,
+    Form,
+    Command,
+    Workflow,
+    Search,
+    Lookup,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Page => "page",
+            Self::Form => "form",
+            Self::Command => "command",
+            Self::Workflow => "workflow",
+            Self::Search => "search",
+            Self::Lookup => "lookup",
+        }
+    }
+}
+
+/// Where an ID was first defined: the definition's index and the path.
+type Origin = (usize, Path);
+
+/// The IDs and routes of the whole set.
+#[derive(Default)]
+struct Catalog<'a> {
+    ids: HashMap<(Kind, &'a str), Origin>,
+    names: HashMap<Kind, Vec<&'a str>>,
+}
+
+impl Catalog<'_> {
+    fn contains(&self, kind: Kind, id: &str) -> bool {
+        self.ids.contains_key(&(kind, id))
+    }
+
+    fn hint(&self, kind: Kind, id: &str) -> String {
+        suggest::hint(id, self.names.get(&kind).into_iter().flatten().copied())
+    }
+}
+
+/// Runs the set-level rules over the loaded definitions: operations exist
+/// (rule 2), references resolve (3), IDs and routes are unique (4), path
+/// parameters are mapped (5), capabilities are well formed (6), workflows
+/// are well formed (7), plus conditional required fields (1) and the
+/// warnings. Definitions that did not load are skipped.
+pub fn validate(
+    definitions: &[LoadedDefinition],
+    index: &OperationIndex,
+    handlers: &BTreeSet<String>,
+) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let catalog = catalog(definitions, &mut findings);
+    for loaded in definitions {
+        let Some(def) = &loaded.definition else {
+            continue;
+        };
+        let mut checker = Checker {
+            def,
+            reporter: loaded.reporter(&mut findings),
+            index,
+            handlers,
+            catalog: &catalog,
+        };
+        checker.definition();
+    }
+    findings
+}
+
+/// Collects the IDs of the set, reporting duplicates (rule 4).
+fn catalog<'a>(definitions: &'a [LoadedDefinition], findings: &mut Vec<Finding>) -> Catalog<'a> {
+    let mut catalog = Catalog::default();
+    let mut routes: HashMap<String, Origin> = HashMap::new();
+    let mut domains: HashMap<&str, usize> = HashMap::new();
+    for (n, loaded) in definitions.iter().enumerate() {
+        let Some(def) = &loaded.definition else {
+            continue;
+        };
+        let mut reporter = loaded.reporter(findings);
+        if let Some(first) = domains.insert(&def.domain, n) {
+            domains.insert(&def.domain, first);
+            let message = format!(
+                "domain {:?} is also defined by {}; each domain has one definition",
+                def.domain, definitions[first].source
+            );
+            reporter.report(Code::DuplicateDomain, &Path::root().key("domain"), message);
+        }
+        let root = Path::root();
+        let mut entries: Vec<(Kind, &str, Path)> = Vec::new();
+        for (i, page) in def.pages.iter().enumerate() {
+            entries.push((Kind::Page, &page.id, root.key("pages").index(i).key("id")));
+        }
+        for (i, form) in def.forms.iter().enumerate() {
+            entries.push((Kind::Form, &form.id, root.key("forms").index(i).key("id")));
+        }
+        for (i, command) in def.commands.iter().enumerate() {
+            entries.push((
+                Kind::Command,
+                &command.id,
+                root.key("commands").index(i).key("id"),
+            ));
+        }
+        for (i, workflow) in def.workflows.iter().enumerate() {
+            entries.push((
+                Kind::Workflow,
+                &workflow.id,
+                root.key("workflows").index(i).key("id"),
+            ));
+        }
+        for (i, search) in def.searches.iter().enumerate() {
+            entries.push((
+                Kind::Search,
+                &search.id,
+                root.key("searches").index(i).key("id"),
+            ));
+        }
+        for (i, lookup) in def.lookups.iter().enumerate() {
+            entries.push((
+                Kind::Lookup,
+                &lookup.id,
+                root.key("lookups").index(i).key("id"),
+            ));
+        }
+        for (kind, id, path) in entries {
+            match catalog.ids.get(&(kind, id)) {
+                Some((first, first_path)) => {
+                    let message = format!(
+                        "{} ID {id:?} is already defined at {}",
+                        kind.name(),
+                        definitions[*first].location(first_path)
+                    );
+                    reporter.report(Code::DuplicateId, &path, message);
+                }
+                None => {
+                    catalog.ids.insert((kind, id), (n, path));
+                    catalog.names.entry(kind).or_default().push(id);
+                }
+            }
+        }
+        for (i, page) in def.pages.iter().enumerate() {
+            let path = root.key("pages").index(i).key("route");
+            match routes.get(&normalize_route(&page.route)) {
+                Some((first, first_path)) => {
+                    let message = format!(
+                        "route {:?} is already used at {}",
+                        page.route,
+                        definitions[*first].location(first_path)
+                    );
+                    reporter.report(Code::DuplicateRoute, &path, message);
+                }
+                None => {
+                    routes.insert(normalize_route(&page.route), (n, path));
+                }
+            }
+        }
+    }
+    catalog
+}
+
+/// Routes that differ only in parameter names (`/o/{id}`, `/o/:order`) or a
+/// trailing slash are the same route.
+fn normalize_route(route: &str) -> String {
+    route
+        .trim_end_matches('/')
+        .split('/')
+        .map(|segment| {
+            if segment.starts_with(':') || (segment.starts_with('{') && segment.ends_with('}')) {
+                "{}"
+            } else {
+                segment
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// A resolved backend operation.
+type Resolved<'a> = (&'a ServiceSpec, &'a Operation);
+
+fn describe_operation(op: &Operation) -> String {
+    format!("{} ({} {})", op.operation_id, op.method, op.path)
+}
+
+struct Checker<'a> {
+    def: &'a Definition,
+    reporter: Reporter<'a>,
+    index: &'a OperationIndex,
+    handlers: &'a BTreeSet<String>,
+    catalog: &'a Catalog<'a>,
+}
+
+impl<'a> Checker<'a> {
+    fn definition(&mut self) {
+        let def = self.def;
+        let root = Path::root();
+        if let Some(nav) = &def.navigation {
+            let at = root.key("navigation");
+            self.capabilities(&at, &nav.capabilities);
+            for (i, child) in nav.children.iter().enumerate() {
+                let at = at.key("children").index(i);
+                self.capabilities(&at, &child.capabilities);
+                if let Some(page_id) = &child.page_id {
+                    self.reference(&at.key("page_id"), Kind::Page, page_id);
+                }
+                if let Some(badge) = &child.badge {
+                    let at = at.key("badge");
+                    self.openapi_operation(&at, &badge.operation_id, badge.service_id.as_deref());
+                }
+            }
+        }
+        for (i, page) in def.pages.iter().enumerate() {
+            self.page(&root.key("pages").index(i), page);
+        }
+        for (i, form) in def.forms.iter().enumerate() {
+            self.form(&root.key("forms").index(i), form);
+        }
+        for (i, command) in def.commands.iter().enumerate() {
+            let at = root.key("commands").index(i);
+            self.capabilities(&at, &command.capabilities);
+            let resolved = self.operation(&at.key("operation"), &command.operation);
+            self.input(&at, command.input.as_ref(), resolved);
+        }
+        for (i, workflow) in def.workflows.iter().enumerate() {
+            self.workflow(&root.key("workflows").index(i), workflow);
+        }
+        for (i, search) in def.searches.iter().enumerate() {
+            let at = root.key("searches").index(i);
+            self.capabilities(&at, &search.capabilities);
+            let resolved = self.operation(&at.key("operation"), &search.operation);
+            if let Some(items_path) = &search.result_mapping.items_path {
+                let at = at.key("result_mapping").key("items_path");
+                self.items_path(&at, items_path, resolved);
+            }
+        }
+        for (i, lookup) in def.lookups.iter().enumerate() {
+            let at = root.key("lookups").index(i);
+            self.operation(&at.key("operation"), &lookup.operation);
+        }
+    }
+
+    fn page(&mut self, at: &Path, page: &Page) {
+        self.capabilities(at, &page.capabilities);
+        if page.layout == Layout::Table && page.table.is_none() {
+            self.reporter.report(
+                Code::MissingField,
+                &at.key("table"),
+                "a page with layout \"table\" needs a table",
+            );
+        }
+        if let Some(table) = &page.table {
+            let at = at.key("table");
+            self.data_source(&at.key("data_source"), &table.data_source);
+            for (i, filter) in table.filters.iter().enumerate() {
+                if let Some(options) = &filter.options {
+                    self.options(&at.key("filters").index(i).key("options"), options);
+                }
+            }
+            self.actions(&at.key("row_actions"), &table.row_actions);
+            self.actions(&at.key("bulk_actions"), &table.bulk_actions);
+        }
+        self.sections(&at.key("sections"), &page.sections);
+        self.actions(&at.key("actions"), &page.actions);
+    }
+
+    fn form(&mut self, at: &Path, form: &Form) {
+        self.capabilities(at, &form.capabilities);
+        self.reference(
+            &at.key("submit_command"),
+            Kind::Command,
+            &form.submit_command,
+        );
+        if let Some(source) = &form.load_source {
+            self.data_source(&at.key("load_source"), source);
+        }
+        self.sections(&at.key("sections"), &form.sections);
+    }
+
+    fn sections(&mut self, at: &Path, sections: &[Section]) {
+        for (i, section) in sections.iter().enumerate() {
+            let at = at.index(i);
+            self.capabilities(&at, &section.capabilities);
+            for (j, field) in section.fields.iter().enumerate() {
+                let at = at.key("fields").index(j);
+                if let Some(capability) = &field.visibility {
+                    self.capability(&at.key("visibility"), capability);
+                }
+                // `read_only` is `true`/`false` or the capability that makes
+                // the field editable.
+                if let Some(read_only) = &field.read_only {
+                    if read_only != "true" && read_only != "false" {
+                        self.capability(&at.key("read_only"), read_only);
+                    }
+                }
+                if let Some(lookup) = &field.lookup {
+                    self.options(&at.key("lookup"), lookup);
+                }
+            }
+        }
+    }
+
+    fn options(&mut self, at: &Path, options: &Options) {
+        match (&options.lookup_id, options.fixed.is_empty()) {
+            (Some(_), false) => self.reporter.report(
+                Code::ConflictingFields,
+                at,
+                "set either lookup_id or static choices, not both",
+            ),
+            (None, true) => self.reporter.report(
+                Code::MissingField,
+                at,
+                "set lookup_id or a list of static choices",
+            ),
+            (Some(id), true) => self.reference(&at.key("lookup_id"), Kind::Lookup, id),
+            (None, false) => {}
+        }
+    }
+
+    fn actions(&mut self, at: &Path, actions: &[Action]) {
+        for (i, action) in actions.iter().enumerate() {
+            let at = at.index(i);
+            self.capabilities(&at, &action.capabilities);
+            let (key, target, kind) = match action.kind {
+                ActionType::Command => ("command_id", &action.command_id, Some(Kind::Command)),
+                ActionType::Form => ("form_id", &action.form_id, Some(Kind::Form)),
+                ActionType::Workflow => ("workflow_id", &action.workflow_id, Some(Kind::Workflow)),
+                ActionType::Navigate => ("navigate_to", &action.navigate_to, None),
+            };
+            match (target, kind) {
+                (None, _) => self.reporter.report(
+                    Code::MissingField,
+                    &at.key(key),
+                    format!("an action of type {:?} needs {key}", type_name(action.kind)),
+                ),
+                (Some(id), Some(kind)) => self.reference(&at.key(key), kind, id),
+                (Some(_), None) => {}
+            }
+        }
+    }
+
+    fn workflow(&mut self, at: &Path, workflow: &Workflow) {
+        self.capabilities(at, &workflow.capabilities);
+        let mut steps: HashMap<&str, usize> = HashMap::new();
+        for (i, step) in workflow.steps.iter().enumerate() {
+            let step_at = at.key("steps").index(i);
+            if steps.contains_key(step.id.as_str()) {
+                self.reporter.report(
+                    Code::DuplicateId,
+                    &step_at.key("id"),
+                    format!("step ID {:?} is used twice in this workflow", step.id),
+                );
+            } else {
+                steps.insert(&step.id, i);
+            }
+            self.capabilities(&step_at, &step.capabilities);
+            if let Some(form_id) = &step.form_id {
+                self.reference(&step_at.key("form_id"), Kind::Form, form_id);
+            }
+            match &step.operation {
+                Some(op) => {
+                    let resolved = self.operation(&step_at.key("operation"), op);
+                    self.input(&step_at, step.input.as_ref(), resolved);
+                }
+                None if step.kind == StepType::System => self.reporter.report(
+                    Code::MissingField,
+                    &step_at.key("operation"),
+                    "a system step needs an operation to call",
+                ),
+                None => {}
+            }
+        }
+        let step_ids = || workflow.steps.iter().map(|s| s.id.as_str());
+        let step_ref = |reporter: &mut Reporter<'_>, path: &Path, id: &str, what: &str| {
+            if steps.contains_key(id) {
+                return true;
+            }
+            let hint = suggest::hint(id, step_ids());
+            reporter.report(
+                Code::ReferenceNotFound,
+                path,
+                format!("{what} {id:?} is not a step of this workflow{hint}"),
+            );
+            false
+        };
+        let initial_ok = step_ref(
+            &mut self.reporter,
+            &at.key("initial_step"),
+            &workflow.initial_step,
+            "initial step",
+        );
+        let mut edges: Vec<Vec<usize>> = vec![Vec::new(); workflow.steps.len()];
+        let mut all_resolved = true;
+        for (i, transition) in workflow.transitions.iter().enumerate() {
+            let t_at = at.key("transitions").index(i);
+            let from_ok = step_ref(
+                &mut self.reporter,
+                &t_at.key("from"),
+                &transition.from,
+                "step",
+            );
+            let to_ok = step_ref(&mut self.reporter, &t_at.key("to"), &transition.to, "step");
+            if let Some(guard) = &transition.guard {
+                self.capability(&t_at.key("guard"), guard);
+            }
+            if from_ok && to_ok {
+                edges[steps[transition.from.as_str()]].push(steps[transition.to.as_str()]);
+            }
+            all_resolved &= from_ok && to_ok;
+        }
+        if initial_ok && all_resolved {
+            self.workflow_graph(at, workflow, steps[workflow.initial_step.as_str()], &edges);
+        }
+    }
+
+    /// Rule 7: every step reachable from the initial step, every non-terminal
+    /// step has a way out, and a terminal step is reachable from every step.
+    fn workflow_graph(
+        &mut self,
+        at: &Path,
+        workflow: &Workflow,
+        initial: usize,
+        edges: &[Vec<usize>],
+    ) {
+        let reachable = reach(edges, [initial]);
+        let mut reverse: Vec<Vec<usize>> = vec![Vec::new(); edges.len()];
+        for (from, tos) in edges.iter().enumerate() {
+            for &to in tos {
+                reverse[to].push(from);
+            }
+        }
+        let terminals: Vec<usize> = (0..edges.len())
+            .filter(|&i| workflow.steps[i].kind == StepType::Terminal)
+            .collect();
+        if terminals.is_empty() {
+            self.reporter.report(
+                Code::WorkflowNoTerminalPath,
+                &at.key("steps"),
+                "the workflow has no terminal step, so no instance can ever finish",
+            );
+        }
+        let finishing = reach(&reverse, terminals.iter().copied());
+        for (i, step) in workflow.steps.iter().enumerate() {
+            let step_at = at.key("steps").index(i);
+            if !reachable[i] {
+                self.reporter.report(
+                    Code::WorkflowUnreachableStep,
+                    &step_at.key("id"),
+                    format!(
+                        "step {:?} cannot be reached from the initial step {:?}",
+                        step.id, workflow.initial_step
+                    ),
+                );
+            }
+            if step.kind == StepType::Terminal {
+                continue;
+            }
+            if edges[i].is_empty() {
+                self.reporter.report(
+                    Code::WorkflowDeadEnd,
+                    &step_at.key("id"),
+                    format!(
+                        "step {:?} is not terminal and has no outgoing transition",
+                        step.id
+                    ),
+                );
+            } else if !finishing[i] && !terminals.is_empty() {
+                self.reporter.report(
+                    Code::WorkflowNoTerminalPath,
+                    &step_at.key("id"),
+                    format!("no terminal step can be reached from step {:?}", step.id),
+                );
+            }
+        }
+    }
+
+    /// Rule 2 for an operation binding, with rule 1's conditional fields.
+    fn operation(&mut self, at: &Path, op: &OperationBinding) -> Option<Resolved<'a>> {
+        match op.kind {
+            OperationType::Openapi => match &op.operation_id {
+                Some(id) => self.openapi_operation(at, id, op.service_id.as_deref()),
+                None => {
+                    self.reporter.report(
+                        Code::MissingField,
+                        &at.key("operation_id"),
+                        "an operation of type \"openapi\" needs operation_id",
+                    );
+                    None
+                }
+            },
+            OperationType::Sdk => {
+                match &op.handler {
+                    Some(handler) => self.handler(&at.key("handler"), handler),
+                    None => self.reporter.report(
+                        Code::MissingField,
+                        &at.key("handler"),
+                        "an operation of type \"sdk\" needs handler",
+                    ),
+                }
+                None
+            }
+        }
+    }
+
+    fn data_source(&mut self, at: &Path, source: &DataSource) {
+        let resolved = match (&source.operation_id, &source.handler) {
+            (Some(_), Some(_)) => {
+                self.reporter.report(
+                    Code::ConflictingFields,
+                    at,
+                    "set either operation_id or handler, not both",
+                );
+                None
+            }
+            (Some(id), None) => self.openapi_operation(at, id, source.service_id.as_deref()),
+            (None, Some(handler)) => {
+                self.handler(&at.key("handler"), handler);
+                None
+            }
+            (None, None) => {
+                self.reporter.report(
+                    Code::MissingField,
+                    &at.key("operation_id"),
+                    "a data source needs operation_id (or handler)",
+                );
+                None
+            }
+        };
+        if let Some(items_path) = source.mapping.as_ref().and_then(|m| m.items_path.as_ref()) {
+            self.items_path(&at.key("mapping").key("items_path"), items_path, resolved);
+        }
+    }
+
+    /// Finds `operation_id` in the named service, or in the one spec that
+    /// has it. `at` is the path of the binding holding `operation_id` and
+    /// `service_id`.
+    fn openapi_operation(
+        &mut self,
+        at: &Path,
+        id: &str,
+        service_id: Option<&str>,
+    ) -> Option<Resolved<'a>> {
+        let index = self.index;
+        let id_path = at.key("operation_id");
+        let Some(service_id) = service_id else {
+            return match index.services_with(id) {
+                [one] => index.service(one).and_then(|s| Some((s, s.operation(id)?))),
+                [] => {
+                    let hint = suggest::hint(id, index.operation_ids());
+                    let message = format!(
+                        "operation {id:?} not found in any loaded spec{hint}{}",
+                        broken_specs(index)
+                    );
+                    self.reporter
+                        .report(Code::OperationNotFound, &id_path, message);
+                    None
+                }
+                several => {
+                    let message = format!(
+                        "operation {id:?} is in the specs of several services ({}); set service_id",
+                        several.join(", ")
+                    );
+                    self.reporter
+                        .report(Code::OperationAmbiguous, &id_path, message);
+                    None
+                }
+            };
+        };
+        let Some(spec) = index.service(service_id) else {
+            let known: Vec<&str> = index.services().map(|s| s.service_id.as_str()).collect();
+            let message = format!(
+                "service {service_id:?} has no loaded spec{} (loaded: {})",
+                suggest::hint(service_id, known.iter().copied()),
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            );
+            self.reporter
+                .report(Code::ServiceNotFound, &at.key("service_id"), message);
+            return None;
+        };
+        if let Some(op) = spec.operation(id) {
+            return Some((spec, op));
+        }
+        if !spec.loaded {
+            // The spec's own errors are already reported.
+            return None;
+        }
+        let elsewhere = index.services_with(id);
+        let message = if elsewhere.is_empty() {
+            format!(
+                "operation {id:?} not found in service {service_id:?}{}",
+                suggest::hint(id, spec.operation_ids())
+            )
+        } else {
+            format!(
+                "operation {id:?} not found in service {service_id:?}; it is in {}",
+                elsewhere.join(", ")
+            )
+        };
+        self.reporter
+            .report(Code::OperationNotFound, &id_path, message);
+        None
+    }
+
+    fn handler(&mut self, at: &Path, handler: &str) {
+        if self.handlers.contains(handler) {
+            return;
+        }
+        let registered: Vec<&str> = self.handlers.iter().map(String::as_str).collect();
+        let message = format!(
+            "handler {handler:?} is not registered{} (registered: {})",
+            suggest::hint(handler, registered.iter().copied()),
+            if registered.is_empty() {
+                "none".to_string()
+            } else {
+                registered.join(", ")
+            }
+        );
+        self.reporter
+            .report(Code::HandlerNotRegistered, at, message);
+    }
+
+    /// Rule 5 (path parameters), rule 1 for body mappings, and the
+    /// projection warning. `at` is the element holding `input`.
+    fn input(&mut self, at: &Path, input: Option<&InputMapping>, resolved: Option<Resolved<'_>>) {
+        let empty = InputMapping::default();
+        let input_at = at.key("input");
+        let mapping = input.unwrap_or(&empty);
+        match mapping.body_mapping.unwrap_or_default() {
+            BodyMapping::Projection if mapping.field_projection.is_empty() => self.reporter.report(
+                Code::MissingField,
+                &input_at.key("field_projection"),
+                "body_mapping \"projection\" needs field_projection",
+            ),
+            BodyMapping::Template if mapping.body_template.is_empty() => self.reporter.report(
+                Code::MissingField,
+                &input_at.key("body_template"),
+                "body_mapping \"template\" needs body_template",
+            ),
+            _ => {}
+        }
+        let Some((spec, op)) = resolved else { return };
+        let params_at = input_at.key("path_params");
+        let template = op.path_template_params();
+        for name in &template {
+            if !mapping.path_params.contains_key(*name) {
+                let message = format!(
+                    "path parameter {name:?} of {} has no mapping in input.path_params",
+                    describe_operation(op)
+                );
+                self.reporter
+                    .report(Code::PathParamMissing, &params_at, message);
+            }
+        }
+        for name in mapping.path_params.keys() {
+            if !template.contains(&name.as_str()) {
+                let message = format!(
+                    "{name:?} is not a path parameter of {}{}",
+                    describe_operation(op),
+                    match template.is_empty() {
+                        true => " (it has none)".to_string(),
+                        false => suggest::hint(name, template.iter().copied()),
+                    }
+                );
+                self.reporter.report_key(
+                    Code::PathParamUnknown,
+                    &params_at.key(name.as_str()),
+                    message,
+                );
+            }
+        }
+        if mapping.body_mapping == Some(BodyMapping::Projection) {
+            let Some(schema) = &op.request_body else {
+                return;
+            };
+            for target in mapping.field_projection.keys() {
+                // Thesa sends `data.name: ...` as the flat key "data.name";
+                // a schema may also declare it nested.
+                let flat = spec.segments_presence(schema, &[target.as_str()]);
+                let nested = spec.property_presence(schema, target);
+                if flat == Presence::Undeclared && nested == Presence::Undeclared {
+                    let message = format!(
+                        "field_projection target {target:?} is not declared by the request schema of {}",
+                        describe_operation(op)
+                    );
+                    let path = input_at.key("field_projection").key(target.as_str());
+                    self.reporter
+                        .report_key(Code::ProjectionFieldUndeclared, &path, message);
+                }
+            }
+        }
+    }
+
+    fn items_path(&mut self, at: &Path, items_path: &str, resolved: Option<Resolved<'_>>) {
+        let Some((spec, op)) = resolved else { return };
+        let Some(schema) = &op.response else { return };
+        if spec.property_presence(schema, items_path) == Presence::Undeclared {
+            let message = format!(
+                "items_path {items_path:?} is not in the response schema of {}",
+                describe_operation(op)
+            );
+            self.reporter
+                .report(Code::ItemsPathNotInResponse, at, message);
+        }
+    }
+
+    fn reference(&mut self, at: &Path, kind: Kind, id: &str) {
+        if !self.catalog.contains(kind, id) {
+            let message = format!(
+                "{} {id:?} is not defined in any loaded definition{}",
+                kind.name(),
+                self.catalog.hint(kind, id)
+            );
+            self.reporter.report(Code::ReferenceNotFound, at, message);
+        }
+    }
+
+    fn capabilities(&mut self, at: &Path, capabilities: &[String]) {
+        for (i, capability) in capabilities.iter().enumerate() {
+            self.capability(&at.key("capabilities").index(i), capability);
+        }
+    }
+
+    /// Rule 6 and the namespace warning.
+    fn capability(&mut self, at: &Path, capability: &str) {
+        let segments: Vec<&str> = capability.split(':').collect();
+        let well_formed = segments.len() >= 2
+            && segments
+                .iter()
+                .all(|s| !s.is_empty() && !s.contains(char::is_whitespace));
+        if !well_formed {
+            let message = format!(
+                "capability {capability:?} must look like namespace:action[:scope], e.g. \"{}:view\"",
+                self.def.domain
+            );
+            self.reporter.report(Code::InvalidCapability, at, message);
+            return;
+        }
+        let namespace = segments[0];
+        if namespace != self.def.domain && namespace != "*" {
+            let message = format!(
+                "capability {capability:?} is in namespace {namespace:?}, not in this definition's domain {:?}",
+                self.def.domain
+            );
+            self.reporter
+                .report(Code::CapabilityNamespaceMismatch, at, message);
+        }
+    }
+}
+
+fn type_name(kind: ActionType) -> &'static str {
+    match kind {
+        ActionType::Command => "command",
+        ActionType::Navigate => "navigate",
+        ActionType::Form => "form",
+        ActionType::Workflow => "workflow",
+    }
+}
+
+/// A note naming specs that failed to load, which may be why an operation
+/// is missing.
+fn broken_specs(index: &OperationIndex) -> String {
+    let broken: Vec<&str> = index
+        .services()
+        .filter(|s| !s.loaded)
+        .map(|s| s.service_id.as_str())
+        .collect();
+    if broken.is_empty() {
+        String::new()
+    } else {
+        format!(" (the specs of {} did not load)", broken.join(", "))
+    }
+}
+
+/// Which nodes can be reached from `start` along `edges`.
+fn reach(edges: &[Vec<usize>], start: impl IntoIterator<Item = usize>) -> Vec<bool> {
+    let mut seen = vec![false; edges.len()];
+    let mut queue: VecDeque<usize> = VecDeque::new();
+    for s in start {
+        if !seen[s] {
+            seen[s] = true;
+            queue.push_back(s);
+        }
+    }
+    while let Some(node) = queue.pop_front() {
+        for &next in &edges[node] {
+            if !seen[next] {
+                seen[next] = true;
+                queue.push_back(next);
+            }
+        }
+    }
+    seen
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizes_routes() {
+        assert_eq!(
+            normalize_route("/orders/{id}/"),
+            normalize_route("/orders/:order_id")
+        );
+        assert_ne!(
+            normalize_route("/orders/{id}"),
+            normalize_route("/orders/new")
+        );
+    }
+
+    #[test]
+    fn reaches_along_edges() {
+        let edges = vec![vec![1], vec![2], vec![], vec![0]];
+        assert_eq!(reach(&edges, [0]), vec![true, true, true, false]);
+    }
+}
