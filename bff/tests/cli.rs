@@ -1,0 +1,295 @@
+//! `thesa-bff validate` end to end: exit codes, output, config handling.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn thesa_bff(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_thesa-bff"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("THESA_CONFIG")
+        .output()
+        .expect("thesa-bff runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A scratch copy of the samples: definitions/, specs/ and config/.
+fn scratch() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for sub in [
+        "definitions/orders",
+        "definitions/inventory",
+        "definitions/customers",
+        "specs",
+        "config",
+    ] {
+        fs::create_dir_all(dir.path().join(sub)).unwrap();
+    }
+    for file in [
+        "definitions/orders/definition.yaml",
+        "definitions/inventory/definition.yaml",
+        "definitions/customers/definition.yaml",
+        "specs/orders-svc.yaml",
+        "specs/inventory-svc.yaml",
+        "specs/customers-svc.yaml",
+    ] {
+        fs::copy(repo().join(file), dir.path().join(file)).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn the_samples_validate_with_a_summary() {
+    let output = thesa_bff(
+        &repo(),
+        &[
+            "validate",
+            "--definitions",
+            "definitions",
+            "--specs",
+            "specs",
+        ],
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    let out = stdout(&output);
+    assert!(
+        out.starts_with("validated 3 definitions against 3 specs (28 operations): 0 errors, 0 warnings; set checksum sha256:"),
+        "{out}"
+    );
+    assert_eq!(out.trim_end().rsplit(':').next().unwrap().len(), 64);
+}
+
+#[test]
+fn a_broken_definition_exits_1_with_code_path_and_position() {
+    let dir = scratch();
+    let file = dir.path().join("definitions/orders/definition.yaml");
+    let text = fs::read_to_string(&file).unwrap();
+    assert_eq!(text.matches("operation_id: cancelOrder").count(), 1);
+    fs::write(
+        &file,
+        text.replace("operation_id: cancelOrder", "operation_id: cancelOrdr"),
+    )
+    .unwrap();
+    let line = text[..text.find("operation_id: cancelOrder").unwrap()]
+        .matches('\n')
+        .count()
+        + 1;
+
+    let output = thesa_bff(
+        dir.path(),
+        &[
+            "validate",
+            "--definitions",
+            "definitions",
+            "--specs",
+            "specs",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let expected = format!(
+        "definitions/orders/definition.yaml:{line}:21: error[OPERATION_NOT_FOUND] commands[1].operation.operation_id: \
+         operation \"cancelOrdr\" not found in service \"orders-svc\" (did you mean \"cancelOrder\"?)"
+    );
+    let out = stdout(&output);
+    assert_eq!(out.lines().next(), Some(expected.as_str()), "{out}");
+    assert!(
+        out.lines()
+            .last()
+            .unwrap()
+            .contains(": 1 error, 0 warnings;"),
+        "{out}"
+    );
+}
+
+#[test]
+fn json_output_has_findings_definitions_and_summary() {
+    let dir = scratch();
+    let file = dir.path().join("definitions/inventory/definition.yaml");
+    let text = fs::read_to_string(&file).unwrap();
+    fs::write(&file, text.replacen("page_size: 50", "page_size: 500", 1)).unwrap();
+    let output = thesa_bff(
+        dir.path(),
+        &[
+            "validate",
+            "--definitions",
+            "definitions",
+            "--specs",
+            "specs",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["summary"]["errors"], 1);
+    assert_eq!(report["summary"]["definitions"], 3);
+    assert_eq!(
+        report["definitions"].as_array().unwrap().len(),
+        2,
+        "the broken one did not load"
+    );
+    let finding = &report["findings"][0];
+    assert_eq!(finding["code"], "OUT_OF_RANGE");
+    assert_eq!(finding["severity"], "error");
+    assert_eq!(finding["path"], "pages[0].table.page_size");
+    assert_eq!(finding["source"], "definitions/inventory/definition.yaml");
+    assert!(finding["line"].as_u64().unwrap() > 1);
+}
+
+#[test]
+fn usage_and_io_problems_exit_2() {
+    let dir = scratch();
+    for args in [
+        vec!["validate", "--definitions", "nowhere", "--specs", "specs"],
+        vec![
+            "validate",
+            "--definitions",
+            "definitions",
+            "--specs",
+            "nowhere",
+        ],
+        vec!["validate", "--config", "missing.yaml"],
+        vec!["validate", "--format", "xml"],
+        vec![],
+    ] {
+        let output = thesa_bff(dir.path(), &args);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert!(!stderr(&output).is_empty(), "{args:?}");
+    }
+    let output = thesa_bff(
+        dir.path(),
+        &["validate", "--definitions", "nowhere", "--specs", "specs"],
+    );
+    assert_eq!(
+        stderr(&output).trim(),
+        "error: definitions path nowhere does not exist"
+    );
+}
+
+#[test]
+fn service_ids_come_from_the_config_then_the_file_name() {
+    let dir = scratch();
+    fs::rename(
+        dir.path().join("specs/orders-svc.yaml"),
+        dir.path().join("specs/orders-v2.yaml"),
+    )
+    .unwrap();
+    // Without a config the spec is service "orders-v2", which no definition names.
+    let output = thesa_bff(dir.path(), &["validate"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stdout(&output).contains("error[SERVICE_NOT_FOUND]"),
+        "{}",
+        stdout(&output)
+    );
+
+    let config = "definitions:\n  directories: [definitions]\nspecs:\n  directory: specs\n  sources:\n    - {service_id: orders-svc, spec_file: orders-v2.yaml}\n";
+    fs::write(dir.path().join("config/config.yaml"), config).unwrap();
+    let output = thesa_bff(dir.path(), &["validate"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+
+    let missing = config.replace("orders-v2.yaml", "orders-v3.yaml");
+    fs::write(dir.path().join("config/config.yaml"), missing).unwrap();
+    let output = thesa_bff(dir.path(), &["validate"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("names \"orders-v3.yaml\" for service \"orders-svc\""),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn an_invalid_config_exits_2_and_says_where() {
+    let dir = scratch();
+    fs::write(
+        dir.path().join("config/config.yaml"),
+        "server:\n  port: eighty\n",
+    )
+    .unwrap();
+    let output = thesa_bff(dir.path(), &["validate"]);
+    assert_eq!(output.status.code(), Some(2));
+    let err = stderr(&output);
+    assert!(
+        err.contains("config/config.yaml:2:9: error[INVALID_TYPE] server.port"),
+        "{err}"
+    );
+    assert!(
+        err.contains("error: the configuration config/config.yaml is invalid"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_seed_flag_validates_what_the_config_names() {
+    let output = thesa_bff(
+        &repo(),
+        &["--validate-definitions", "--config", "config/config.yaml"],
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    assert!(stdout(&output).starts_with("validated 3 definitions against 3 specs"));
+}
+
+#[test]
+fn configmap_mounts_are_read_once() {
+    // A ConfigMap volume holds each key twice: as a symlink and in a hidden
+    // timestamped directory behind `..data`.
+    let dir = scratch();
+    let hidden = dir.path().join("definitions/..2026_11_22_10_00_00.123");
+    fs::create_dir_all(&hidden).unwrap();
+    fs::copy(
+        dir.path().join("definitions/orders/definition.yaml"),
+        hidden.join("orders.yaml"),
+    )
+    .unwrap();
+    fs::write(dir.path().join("definitions/README.md"), "not a definition").unwrap();
+    let output = thesa_bff(dir.path(), &["validate"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+    assert!(stdout(&output).starts_with("validated 3 definitions"));
+}
+
+#[test]
+fn help_teaches_the_command() {
+    let output = thesa_bff(&repo(), &["validate", "--help"]);
+    assert_eq!(output.status.code(), Some(0));
+    let help = stdout(&output);
+    for needle in [
+        "--definitions",
+        "--specs",
+        "--format",
+        "--handler",
+        "OPERATION_NOT_FOUND",
+        "specs.sources",
+    ] {
+        assert!(help.contains(needle), "{needle} missing from:\n{help}");
+    }
+}
