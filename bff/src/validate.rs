@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use serde::Serialize;
-use thesa_core::checksum::Checksum;
+use thesa_core::checksum::{self, Checksum};
 use thesa_core::finding::{self, Finding};
 use thesa_core::openapi::OperationIndex;
 use thesa_core::validate::{self, LoadedDefinition};
@@ -174,27 +174,30 @@ pub fn check(
     findings.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
 
     let (errors, warnings) = finding::count(findings);
+    let summaries: Vec<DefinitionSummary> = definitions
+        .iter()
+        .filter_map(|d| {
+            let def = d.definition.as_ref()?;
+            Some(DefinitionSummary {
+                source: d.source.clone(),
+                domain: def.domain.clone(),
+                version: def.version.clone(),
+                checksum: d.checksum()?,
+            })
+        })
+        .collect();
+    let set_checksum =
+        checksum::set_checksum(summaries.iter().map(|s| (s.domain.as_str(), s.checksum)));
     Ok(Report {
         findings: std::mem::take(findings),
-        definitions: definitions
-            .iter()
-            .filter_map(|d| {
-                let def = d.definition.as_ref()?;
-                Some(DefinitionSummary {
-                    source: d.source.clone(),
-                    domain: def.domain.clone(),
-                    version: def.version.clone(),
-                    checksum: d.checksum()?,
-                })
-            })
-            .collect(),
+        definitions: summaries,
         summary: Summary {
             definitions: texts.len(),
             specs: spec_count,
             operations: index.operation_count(),
             errors,
             warnings,
-            checksum: validate::set_checksum(&definitions),
+            checksum: set_checksum,
         },
     })
 }

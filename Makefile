@@ -1,0 +1,34 @@
+# Thesa on Kubernetes. `make help` lists the targets.
+SHELL := /bin/bash
+CARGO ?= cargo
+
+.PHONY: help build run test lint fmt bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+
+build: ## Build both programs (debug)
+	$(CARGO) build --workspace --locked
+
+run: ## Validate the sample definitions against the sample specs
+	$(CARGO) run --locked -q -p thesa-bff -- validate --config config/config.yaml
+
+test: ## Run every test that can run here (cargo-nextest when installed)
+	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
+		$(CARGO) nextest run --workspace --locked --no-fail-fast; \
+	else \
+		$(CARGO) test --workspace --locked --no-fail-fast; \
+	fi
+
+lint: ## clippy with warnings as errors, and rustfmt --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	$(CARGO) fmt --all -- --check
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+bench: ## Validation benchmark (release build; see BENCHMARKS.md)
+	$(CARGO) bench --locked -p thesa-core --bench validate
+
+clean: ## Remove build output
+	$(CARGO) clean
