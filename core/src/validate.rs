@@ -6,7 +6,8 @@
 //! unknown keys) run when a definition is loaded ([`LoadedDefinition`]);
 //! [`validate`] adds the rules that need the whole set and the specs.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::hash_map::{Entry, HashMap};
+use std::collections::{BTreeSet, VecDeque};
 
 use serde_json::Value;
 
@@ -172,90 +173,111 @@ pub fn validate(
 fn catalog<'a>(definitions: &'a [LoadedDefinition], findings: &mut Vec<Finding>) -> Catalog<'a> {
     let mut catalog = Catalog::default();
     let mut routes: HashMap<String, Origin> = HashMap::new();
-    let mut domains: HashMap<&str, usize> = HashMap::new();
+    let mut domains: HashMap<&str, Origin> = HashMap::new();
     for (n, loaded) in definitions.iter().enumerate() {
         let Some(def) = &loaded.definition else {
             continue;
         };
         let mut reporter = loaded.reporter(findings);
-        if let Some(first) = domains.insert(&def.domain, n) {
-            domains.insert(&def.domain, first);
+        let domain_path = Path::root().key("domain");
+        if let Some((first, _)) =
+            first_definition(&mut domains, def.domain.as_str(), (n, domain_path.clone()))
+        {
             let message = format!(
                 "domain {:?} is also defined by {}; each domain has one definition",
                 def.domain, definitions[first].source
             );
-            reporter.report(Code::DuplicateDomain, &Path::root().key("domain"), message);
+            reporter.report(Code::DuplicateDomain, &domain_path, message);
         }
-        let root = Path::root();
-        let mut entries: Vec<(Kind, &str, Path)> = Vec::new();
-        for (i, page) in def.pages.iter().enumerate() {
-            entries.push((Kind::Page, &page.id, root.key("pages").index(i).key("id")));
-        }
-        for (i, form) in def.forms.iter().enumerate() {
-            entries.push((Kind::Form, &form.id, root.key("forms").index(i).key("id")));
-        }
-        for (i, command) in def.commands.iter().enumerate() {
-            entries.push((
-                Kind::Command,
-                &command.id,
-                root.key("commands").index(i).key("id"),
-            ));
-        }
-        for (i, workflow) in def.workflows.iter().enumerate() {
-            entries.push((
-                Kind::Workflow,
-                &workflow.id,
-                root.key("workflows").index(i).key("id"),
-            ));
-        }
-        for (i, search) in def.searches.iter().enumerate() {
-            entries.push((
-                Kind::Search,
-                &search.id,
-                root.key("searches").index(i).key("id"),
-            ));
-        }
-        for (i, lookup) in def.lookups.iter().enumerate() {
-            entries.push((
-                Kind::Lookup,
-                &lookup.id,
-                root.key("lookups").index(i).key("id"),
-            ));
-        }
-        for (kind, id, path) in entries {
-            match catalog.ids.get(&(kind, id)) {
+        for (kind, id, path) in defined_ids(def) {
+            match first_definition(&mut catalog.ids, (kind, id), (n, path.clone())) {
                 Some((first, first_path)) => {
                     let message = format!(
                         "{} ID {id:?} is already defined at {}",
                         kind.name(),
-                        definitions[*first].location(first_path)
+                        definitions[first].location(&first_path)
                     );
                     reporter.report(Code::DuplicateId, &path, message);
                 }
-                None => {
-                    catalog.ids.insert((kind, id), (n, path));
-                    catalog.names.entry(kind).or_default().push(id);
-                }
+                None => catalog.names.entry(kind).or_default().push(id),
             }
         }
         for (i, page) in def.pages.iter().enumerate() {
-            let path = root.key("pages").index(i).key("route");
-            match routes.get(&normalize_route(&page.route)) {
-                Some((first, first_path)) => {
-                    let message = format!(
-                        "route {:?} is already used at {}",
-                        page.route,
-                        definitions[*first].location(first_path)
-                    );
-                    reporter.report(Code::DuplicateRoute, &path, message);
-                }
-                None => {
-                    routes.insert(normalize_route(&page.route), (n, path));
-                }
+            let path = Path::root().key("pages").index(i).key("route");
+            let route = normalize_route(&page.route);
+            if let Some((first, first_path)) =
+                first_definition(&mut routes, route, (n, path.clone()))
+            {
+                let message = format!(
+                    "route {:?} is already used at {}",
+                    page.route,
+                    definitions[first].location(&first_path)
+                );
+                reporter.report(Code::DuplicateRoute, &path, message);
             }
         }
     }
     catalog
+}
+
+/// Records where `key` is defined, unless it already was: then returns the
+/// first definition.
+fn first_definition<K: Eq + std::hash::Hash>(
+    seen: &mut HashMap<K, Origin>,
+    key: K,
+    origin: Origin,
+) -> Option<Origin> {
+    match seen.entry(key) {
+        Entry::Occupied(first) => Some(first.get().clone()),
+        Entry::Vacant(slot) => {
+            slot.insert(origin);
+            None
+        }
+    }
+}
+
+/// The looked-up IDs a definition defines, with their paths.
+fn defined_ids(def: &Definition) -> Vec<(Kind, &str, Path)> {
+    let lists: [(Kind, &str, Vec<&str>); 6] = [
+        (
+            Kind::Page,
+            "pages",
+            def.pages.iter().map(|x| x.id.as_str()).collect(),
+        ),
+        (
+            Kind::Form,
+            "forms",
+            def.forms.iter().map(|x| x.id.as_str()).collect(),
+        ),
+        (
+            Kind::Command,
+            "commands",
+            def.commands.iter().map(|x| x.id.as_str()).collect(),
+        ),
+        (
+            Kind::Workflow,
+            "workflows",
+            def.workflows.iter().map(|x| x.id.as_str()).collect(),
+        ),
+        (
+            Kind::Search,
+            "searches",
+            def.searches.iter().map(|x| x.id.as_str()).collect(),
+        ),
+        (
+            Kind::Lookup,
+            "lookups",
+            def.lookups.iter().map(|x| x.id.as_str()).collect(),
+        ),
+    ];
+    lists
+        .into_iter()
+        .flat_map(|(kind, key, ids)| {
+            ids.into_iter()
+                .enumerate()
+                .map(move |(i, id)| (kind, id, Path::root().key(key).index(i).key("id")))
+        })
+        .collect()
 }
 
 /// Routes that differ only in parameter names (`/o/{id}`, `/o/:order`) or a
