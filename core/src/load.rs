@@ -21,6 +21,9 @@ use crate::node::{self, Node};
 use crate::path::{Path, Segment};
 use crate::suggest;
 
+/// Most unknown-field warnings listed per document; the rest are counted.
+const MAX_UNKNOWN_FIELDS: usize = 100;
+
 /// The structural rules of one type: its JSON Schema, tightened so that
 /// unknown keys are reported, compiled once.
 pub struct Schema {
@@ -116,6 +119,7 @@ fn tighten(schema: &mut Value) {
         }
     }
     enum_from_consts(map);
+    bound_integers(map);
     if map.contains_key("properties") && !map.contains_key("additionalProperties") {
         map.insert("additionalProperties".into(), Value::Bool(false));
     }
@@ -126,6 +130,19 @@ fn tighten(schema: &mut Value) {
             _ => {}
         }
     }
+}
+
+/// schemars marks 32- and 16-bit integers with a `format` only; bounds make
+/// an out-of-range number an `OUT_OF_RANGE` finding like any other.
+fn bound_integers(map: &mut serde_json::Map<String, Value>) {
+    let (min, max): (i64, i64) = match map.get("format").and_then(Value::as_str) {
+        Some("int32") => (i32::MIN.into(), i32::MAX.into()),
+        Some("uint32") => (0, u32::MAX.into()),
+        Some("uint16") => (0, u16::MAX.into()),
+        _ => return,
+    };
+    map.entry("minimum").or_insert(min.into());
+    map.entry("maximum").or_insert(max.into());
 }
 
 /// schemars writes an enum whose variants have doc comments as `oneOf` a
@@ -203,13 +220,27 @@ fn check_and_convert<T: DeserializeOwned>(
     findings: &mut Vec<Finding>,
 ) -> Option<T> {
     let mut problems = collect(schema, &value);
-    if coerce_scalars_to_strings(&mut value, document, &problems) {
+    if coerce_scalars(&mut value, document, &problems) {
         problems = collect(schema, &value);
     }
     let mut reporter = Reporter::new(source, document, findings);
     let mut blocking = false;
+    let mut unknown = 0;
     for problem in &problems {
+        if let jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } = &problem.kind {
+            unknown += unexpected.len();
+            if unknown > MAX_UNKNOWN_FIELDS {
+                continue;
+            }
+        }
         blocking |= report(schema, &value, problem, &mut reporter);
+    }
+    if unknown > MAX_UNKNOWN_FIELDS {
+        reporter.report(
+            Code::UnknownField,
+            &Path::root(),
+            format!("{unknown} unknown fields in all; only the first {MAX_UNKNOWN_FIELDS} are listed"),
+        );
     }
     if blocking {
         return None;
@@ -246,10 +277,11 @@ fn collect(schema: &Schema, value: &Value) -> Vec<Problem> {
         .collect()
 }
 
-/// Thesa's Go loader reads `true` or `120` into a string field as `"true"`
-/// and `"120"`; do the same, with the text as written (`1.0` stays `1.0`).
-/// Returns whether anything changed.
-fn coerce_scalars_to_strings(
+/// Reads scalars the way Thesa's Go loader (`gopkg.in/yaml.v3`) does: `true`
+/// or `120` in a string field as `"true"` and `"120"` (the text as written:
+/// `1.0` stays `1.0`), and YAML 1.1 words (`yes`, `off`, ...) in a boolean
+/// field as booleans. Returns whether anything changed.
+fn coerce_scalars(
     value: &mut Value,
     document: Option<&Node>,
     problems: &[Problem],
@@ -261,25 +293,36 @@ fn coerce_scalars_to_strings(
         let ValidationErrorKind::Type { kind } = &problem.kind else {
             continue;
         };
-        let wants_string = match kind {
-            TypeKind::Single(t) => *t == JsonType::String,
-            TypeKind::Multiple(set) => set.contains(JsonType::String),
+        let wants = |t: JsonType| match kind {
+            TypeKind::Single(single) => *single == t,
+            TypeKind::Multiple(set) => set.contains(t),
         };
         let path = to_path(value, &problem.instance_path);
         let Some(slot) = value.pointer_mut(&problem.instance_path) else {
             continue;
         };
-        if !wants_string || !(slot.is_boolean() || slot.is_number()) {
-            continue;
+        if wants(JsonType::String) && (slot.is_boolean() || slot.is_number()) {
+            let text = document
+                .and_then(|d| d.get(&path))
+                .and_then(Node::scalar_text)
+                .unwrap_or_else(|| slot.to_string());
+            *slot = Value::String(text);
+            changed = true;
+        } else if let (true, Some(b)) = (wants(JsonType::Boolean), slot.as_str().and_then(yaml11_bool)) {
+            *slot = Value::Bool(b);
+            changed = true;
         }
-        let text = document
-            .and_then(|d| d.get(&path))
-            .and_then(Node::scalar_text)
-            .unwrap_or_else(|| slot.to_string());
-        *slot = Value::String(text);
-        changed = true;
     }
     changed
+}
+
+/// The YAML 1.1 boolean words that yaml.v3 still reads into boolean fields.
+fn yaml11_bool(text: &str) -> Option<bool> {
+    match text {
+        "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" => Some(true),
+        "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" => Some(false),
+        _ => None,
+    }
 }
 
 /// Converts a JSON pointer into a [`Path`], reading indices where the value
@@ -536,6 +579,34 @@ mod tests {
                 .any(|f| f.message.contains("did you mean \"capabilities\"")),
             "{findings:?}"
         );
+    }
+
+    #[test]
+    fn reads_yaml_1_1_booleans_in_boolean_fields() {
+        let (def, findings) = load(
+            "domain: orders\nversion: 1.0.0\npages:\n- id: p\n  title: P\n  route: /p\n  layout: detail\n  sections:\n  - collapsible: yes\n    collapsed: off\n    title: no\n",
+        );
+        assert!(findings.is_empty(), "{findings:?}");
+        let section = &def.unwrap().pages[0].sections[0];
+        assert!(section.collapsible && !section.collapsed);
+        assert_eq!(section.title.as_deref(), Some("no"));
+    }
+
+    #[test]
+    fn bounds_32_bit_integers() {
+        let (_, findings) = load("domain: orders\nversion: 1.0.0\nnavigation: {label: O, order: 3000000000}\n");
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert_eq!(findings[0].code, Code::OutOfRange);
+        assert_eq!(findings[0].path, "navigation.order");
+    }
+
+    #[test]
+    fn lists_at_most_a_hundred_unknown_fields() {
+        let keys: String = (0..150).map(|i| format!("  k{i}: 1\n")).collect();
+        let (def, findings) = load(&format!("domain: orders\nversion: 1.0.0\nnavigation:\n  label: O\n{keys}"));
+        assert!(def.is_some());
+        assert_eq!(findings.len(), 101);
+        assert_eq!(findings[100].message, "150 unknown fields in all; only the first 100 are listed");
     }
 
     #[test]

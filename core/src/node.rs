@@ -17,9 +17,9 @@ use crate::path::{Path, Segment};
 /// Deepest nesting of mappings and sequences a document may have.
 pub const MAX_DEPTH: usize = 128;
 
-/// Most nodes that aliases may copy into one document (guards against
-/// "billion laughs" documents).
-pub const MAX_ALIAS_NODES: usize = 100_000;
+/// Most values that anchors and aliases may copy within one document
+/// (guards against "billion laughs" documents and nested anchors).
+pub const MAX_COPIED_NODES: usize = 200_000;
 
 /// A position in a source text: 1-based line and column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -109,7 +109,8 @@ impl Node {
 
     /// The best position for a finding about `path`: the value if it exists,
     /// otherwise the nearest existing ancestor (a missing field is reported
-    /// at the mapping that lacks it).
+    /// at the mapping that lacks it). An empty value (`title:`) is reported
+    /// at its key: the parser places empty values at the next token.
     pub fn locate(&self, path: &Path) -> Pos {
         let mut node = self;
         for segment in path.segments() {
@@ -117,6 +118,9 @@ impl Node {
                 Some(child) => node = child,
                 None => break,
             }
+        }
+        if node.kind == NodeKind::Null && node.pos != self.pos {
+            return self.locate_key(path);
         }
         node.pos
     }
@@ -189,8 +193,10 @@ fn children_size_and_depth<'a>(children: impl Iterator<Item = &'a Node>) -> (usi
 /// duplicate key, of a non-scalar key, of a second document in the same
 /// text, or of nesting or alias expansion beyond the limits.
 pub fn parse(text: &str) -> Result<Node, ParseError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let text = join_surrogate_escapes(text);
     let mut builder = Builder::default();
-    let mut parser = Parser::new_from_str(text);
+    let mut parser = Parser::new_from_str(&text);
     loop {
         let (event, marker) = parser.next_token().map_err(|e| ParseError {
             pos: Pos::from_marker(e.marker()),
@@ -205,6 +211,46 @@ pub fn parse(text: &str) -> Result<Node, ParseError> {
         pos: Pos { line: 1, column: 1 },
         message: "the document is empty".to_string(),
     })
+}
+
+/// JSON writes characters outside the Basic Multilingual Plane as a pair of
+/// escapes (`"\ud83d\ude00"`), which YAML parsers reject; YAML writes them
+/// as one (`"\U0001f600"`). Rewrites the pairs inside double-quoted strings
+/// of JSON documents (those that start with `{` or `[`). Columns after a
+/// rewritten pair on the same line shift left by two.
+fn join_surrogate_escapes(text: &str) -> std::borrow::Cow<'_, str> {
+    let looks_like_json = text.trim_start().starts_with(['{', '[']);
+    if !looks_like_json || !text.contains("\\u") {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let hex = |s: &str| u32::from_str_radix(s, 16).ok();
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let mut in_string = false;
+    while let Some(c) = rest.chars().next() {
+        if in_string && c == '\\' {
+            let pair = (rest.get(2..6).and_then(hex), rest.get(6..8), rest.get(8..12).and_then(hex));
+            if rest.starts_with("\\u") {
+                if let (Some(high @ 0xD800..=0xDBFF), Some("\\u"), Some(low @ 0xDC00..=0xDFFF)) = pair {
+                    let code = 0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00);
+                    out.push_str(&format!("\\U{code:08x}"));
+                    rest = &rest[12..];
+                    continue;
+                }
+            }
+            // Any other escape: copy the backslash and the escaped character.
+            let len = rest[1..].chars().next().map_or(1, |e| 1 + e.len_utf8());
+            out.push_str(&rest[..len]);
+            rest = &rest[len..];
+            continue;
+        }
+        if c == '"' {
+            in_string = !in_string;
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 enum Frame {
@@ -227,7 +273,7 @@ enum Frame {
 struct Builder {
     stack: Vec<Frame>,
     anchors: HashMap<usize, (Node, usize, usize)>,
-    alias_nodes: usize,
+    copied: usize,
     documents: usize,
     root: Option<Node>,
 }
@@ -311,21 +357,27 @@ impl Builder {
                         message: "alias refers to an unknown anchor".to_string(),
                     });
                 };
-                self.alias_nodes += size;
-                if self.alias_nodes > MAX_ALIAS_NODES {
-                    return Err(ParseError {
-                        pos,
-                        message: format!(
-                            "aliases expand to more than {MAX_ALIAS_NODES} values; the document is too large"
-                        ),
-                    });
-                }
+                self.copy(size, pos)?;
                 self.check_depth(pos, depth)?;
                 self.complete(Node { pos, ..node }, 0, false)?;
             }
             Event::Nothing | Event::StreamStart | Event::DocumentEnd => {}
         }
         Ok(false)
+    }
+
+    /// Counts values copied for anchors and aliases against the budget.
+    fn copy(&mut self, size: usize, pos: Pos) -> Result<(), ParseError> {
+        self.copied += size;
+        if self.copied > MAX_COPIED_NODES {
+            return Err(ParseError {
+                pos,
+                message: format!(
+                    "anchors and aliases copy more than {MAX_COPIED_NODES} values; the document is too large"
+                ),
+            });
+        }
+        Ok(())
     }
 
     fn check_depth(&self, pos: Pos, extra: usize) -> Result<(), ParseError> {
@@ -342,6 +394,7 @@ impl Builder {
     fn complete(&mut self, node: Node, anchor: usize, plain: bool) -> Result<(), ParseError> {
         if anchor != 0 {
             let (size, depth) = node.size_and_depth();
+            self.copy(size, node.pos)?;
             self.anchors.insert(anchor, (node.clone(), size, depth));
         }
         match self.stack.last_mut() {
@@ -543,7 +596,7 @@ mod tests {
                 "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
             ));
         }
-        assert!(parse(&bomb).unwrap_err().message.contains("aliases expand"));
+        assert!(parse(&bomb).unwrap_err().message.contains("anchors and aliases copy"));
     }
 
     #[test]
@@ -572,6 +625,32 @@ mod tests {
                 column: 31
             }
         );
+    }
+
+    #[test]
+    fn reads_json_surrogate_pairs_and_byte_order_marks() {
+        let doc = parse("\u{feff}{\"title\": \"\\ud83d\\ude00 \\\\ud83d\", \"n\": 1}").unwrap();
+        assert_eq!(doc.to_json()["title"], "\u{1F600} \\ud83d");
+        let doc = parse("\u{feff}domain: orders\n").unwrap();
+        assert_eq!(doc.to_json()["domain"], "orders");
+    }
+
+    #[test]
+    fn empty_values_are_located_at_their_key() {
+        let doc = parse("a:\n  title:\n  route: /x\n").unwrap();
+        let title = Path::root().key("a").key("title");
+        assert_eq!(doc.locate(&title), Pos { line: 2, column: 3 });
+    }
+
+    #[test]
+    fn nested_anchors_count_against_the_budget() {
+        let mut text = String::from("x: ");
+        for i in 0..40 {
+            text.push_str(&format!("&a{i} ["));
+        }
+        text.push_str(&"1, ".repeat(10_000));
+        text.push_str(&"]".repeat(40));
+        assert!(parse(&text).unwrap_err().message.contains("anchors and aliases copy more than"));
     }
 
     #[test]
