@@ -227,19 +227,15 @@ fn check_and_convert<T: DeserializeOwned>(
     let mut blocking = false;
     let mut unknown = 0;
     for problem in &problems {
-        if let jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } = &problem.kind {
-            unknown += unexpected.len();
-            if unknown > MAX_UNKNOWN_FIELDS {
-                continue;
-            }
-        }
-        blocking |= report(schema, &value, problem, &mut reporter);
+        blocking |= report(schema, &value, problem, &mut reporter, &mut unknown);
     }
     if unknown > MAX_UNKNOWN_FIELDS {
         reporter.report(
             Code::UnknownField,
             &Path::root(),
-            format!("{unknown} unknown fields in all; only the first {MAX_UNKNOWN_FIELDS} are listed"),
+            format!(
+                "{unknown} unknown fields in all; only the first {MAX_UNKNOWN_FIELDS} are listed"
+            ),
         );
     }
     if blocking {
@@ -281,11 +277,7 @@ fn collect(schema: &Schema, value: &Value) -> Vec<Problem> {
 /// or `120` in a string field as `"true"` and `"120"` (the text as written:
 /// `1.0` stays `1.0`), and YAML 1.1 words (`yes`, `off`, ...) in a boolean
 /// field as booleans. Returns whether anything changed.
-fn coerce_scalars(
-    value: &mut Value,
-    document: Option<&Node>,
-    problems: &[Problem],
-) -> bool {
+fn coerce_scalars(value: &mut Value, document: Option<&Node>, problems: &[Problem]) -> bool {
     use jsonschema::JsonType;
     use jsonschema::error::{TypeKind, ValidationErrorKind};
     let mut changed = false;
@@ -308,7 +300,10 @@ fn coerce_scalars(
                 .unwrap_or_else(|| slot.to_string());
             *slot = Value::String(text);
             changed = true;
-        } else if let (true, Some(b)) = (wants(JsonType::Boolean), slot.as_str().and_then(yaml11_bool)) {
+        } else if let (true, Some(b)) = (
+            wants(JsonType::Boolean),
+            slot.as_str().and_then(yaml11_bool),
+        ) {
             *slot = Value::Bool(b);
             changed = true;
         }
@@ -390,8 +385,15 @@ fn describe_json_type(t: jsonschema::JsonType) -> &'static str {
     }
 }
 
-/// Reports one problem; returns whether it blocks loading.
-fn report(schema: &Schema, value: &Value, problem: &Problem, reporter: &mut Reporter<'_>) -> bool {
+/// Reports one problem; returns whether it blocks loading. `unknown` counts
+/// unknown fields; only the first [`MAX_UNKNOWN_FIELDS`] are listed.
+fn report(
+    schema: &Schema,
+    value: &Value,
+    problem: &Problem,
+    reporter: &mut Reporter<'_>,
+    unknown: &mut usize,
+) -> bool {
     use jsonschema::error::{TypeKind, ValidationErrorKind as K};
     let path = to_path(value, &problem.instance_path);
     let instance = value.pointer(&problem.instance_path);
@@ -408,6 +410,10 @@ fn report(schema: &Schema, value: &Value, problem: &Problem, reporter: &mut Repo
                 .and_then(|s| s.get("properties"))
                 .and_then(Value::as_object);
             for key in unexpected {
+                *unknown += 1;
+                if *unknown > MAX_UNKNOWN_FIELDS {
+                    continue;
+                }
                 let hint = known
                     .map(|k| suggest::hint(key, k.keys().map(String::as_str)))
                     .unwrap_or_default();
@@ -594,7 +600,8 @@ mod tests {
 
     #[test]
     fn bounds_32_bit_integers() {
-        let (_, findings) = load("domain: orders\nversion: 1.0.0\nnavigation: {label: O, order: 3000000000}\n");
+        let (_, findings) =
+            load("domain: orders\nversion: 1.0.0\nnavigation: {label: O, order: 3000000000}\n");
         assert_eq!(findings.len(), 1, "{findings:?}");
         assert_eq!(findings[0].code, Code::OutOfRange);
         assert_eq!(findings[0].path, "navigation.order");
@@ -603,10 +610,15 @@ mod tests {
     #[test]
     fn lists_at_most_a_hundred_unknown_fields() {
         let keys: String = (0..150).map(|i| format!("  k{i}: 1\n")).collect();
-        let (def, findings) = load(&format!("domain: orders\nversion: 1.0.0\nnavigation:\n  label: O\n{keys}"));
+        let (def, findings) = load(&format!(
+            "domain: orders\nversion: 1.0.0\nnavigation:\n  label: O\n{keys}"
+        ));
         assert!(def.is_some());
         assert_eq!(findings.len(), 101);
-        assert_eq!(findings[100].message, "150 unknown fields in all; only the first 100 are listed");
+        assert_eq!(
+            findings[100].message,
+            "150 unknown fields in all; only the first 100 are listed"
+        );
     }
 
     #[test]

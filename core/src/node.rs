@@ -119,8 +119,10 @@ impl Node {
                 None => break,
             }
         }
-        if node.kind == NodeKind::Null && node.pos != self.pos {
-            return self.locate_key(path);
+        if node.kind == NodeKind::Null {
+            if let Some(pos) = self.key_pos(path) {
+                return pos;
+            }
         }
         node.pos
     }
@@ -128,16 +130,17 @@ impl Node {
     /// Position of the key that ends `path` (for unknown or misplaced keys),
     /// or of the value when the path does not end at a mapping key.
     pub fn locate_key(&self, path: &Path) -> Pos {
-        if let (Some(Segment::Key(key)), Some(parent)) =
-            (path.segments().last(), self.get(&path.parent()))
-        {
-            if let NodeKind::Map(entries) = &parent.kind {
-                if let Some(entry) = entries.iter().find(|e| &e.key == key) {
-                    return entry.key_pos;
-                }
-            }
+        self.key_pos(path).unwrap_or_else(|| self.locate(path))
+    }
+
+    fn key_pos(&self, path: &Path) -> Option<Pos> {
+        let Some(Segment::Key(key)) = path.segments().last() else {
+            return None;
+        };
+        match &self.get(&path.parent())?.kind {
+            NodeKind::Map(entries) => entries.iter().find(|e| &e.key == key).map(|e| e.key_pos),
+            _ => None,
         }
-        self.locate(path)
     }
 
     /// The text of a scalar as Thesa's Go loader reads it into a string
@@ -229,9 +232,15 @@ fn join_surrogate_escapes(text: &str) -> std::borrow::Cow<'_, str> {
     let mut in_string = false;
     while let Some(c) = rest.chars().next() {
         if in_string && c == '\\' {
-            let pair = (rest.get(2..6).and_then(hex), rest.get(6..8), rest.get(8..12).and_then(hex));
+            let pair = (
+                rest.get(2..6).and_then(hex),
+                rest.get(6..8),
+                rest.get(8..12).and_then(hex),
+            );
             if rest.starts_with("\\u") {
-                if let (Some(high @ 0xD800..=0xDBFF), Some("\\u"), Some(low @ 0xDC00..=0xDFFF)) = pair {
+                if let (Some(high @ 0xD800..=0xDBFF), Some("\\u"), Some(low @ 0xDC00..=0xDFFF)) =
+                    pair
+                {
                     let code = 0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00);
                     out.push_str(&format!("\\U{code:08x}"));
                     rest = &rest[12..];
@@ -596,7 +605,12 @@ mod tests {
                 "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
             ));
         }
-        assert!(parse(&bomb).unwrap_err().message.contains("anchors and aliases copy"));
+        assert!(
+            parse(&bomb)
+                .unwrap_err()
+                .message
+                .contains("anchors and aliases copy")
+        );
     }
 
     #[test]
@@ -637,9 +651,13 @@ mod tests {
 
     #[test]
     fn empty_values_are_located_at_their_key() {
-        let doc = parse("a:\n  title:\n  route: /x\n").unwrap();
+        let doc = parse("a:\n  title:\n  route: /x\nb: [~, 1]\n").unwrap();
         let title = Path::root().key("a").key("title");
         assert_eq!(doc.locate(&title), Pos { line: 2, column: 3 });
+        assert_eq!(
+            doc.locate(&Path::root().key("b").index(0)),
+            Pos { line: 4, column: 5 }
+        );
     }
 
     #[test]
@@ -650,7 +668,12 @@ mod tests {
         }
         text.push_str(&"1, ".repeat(10_000));
         text.push_str(&"]".repeat(40));
-        assert!(parse(&text).unwrap_err().message.contains("anchors and aliases copy more than"));
+        assert!(
+            parse(&text)
+                .unwrap_err()
+                .message
+                .contains("anchors and aliases copy more than")
+        );
     }
 
     #[test]
