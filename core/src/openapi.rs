@@ -22,6 +22,9 @@ const METHODS: [&str; 8] = [
 /// Most `$ref` hops followed before giving up (guards against cycles).
 const MAX_REF_HOPS: usize = 32;
 
+/// Most schemas visited to answer one property lookup.
+const MAX_SCHEMA_STEPS: usize = 10_000;
+
 /// One OpenAPI document to index.
 #[derive(Debug, Clone)]
 pub struct SpecInput {
@@ -131,33 +134,49 @@ impl ServiceSpec {
     }
 
     /// Whether `schema` has the dotted property `path` (`data.items`).
-    /// Follows `$ref`, `allOf`, `anyOf` and `oneOf`.
+    /// Follows `$ref` (with sibling keywords, as OpenAPI 3.1 allows),
+    /// `allOf`, `anyOf` and `oneOf`.
     pub fn property_presence(&self, schema: &Value, path: &str) -> Presence {
         let path = path.trim_start_matches("$.").trim_start_matches('.');
         let segments: Vec<&str> = path.split('.').filter(|s| !s.is_empty()).collect();
-        self.presence(schema, &segments, 0)
+        self.segments_presence(schema, &segments)
     }
 
     /// Whether `schema` has the property path given as segments (a segment
     /// may itself contain dots).
     pub fn segments_presence(&self, schema: &Value, segments: &[&str]) -> Presence {
-        self.presence(schema, segments, 0)
+        let mut budget = MAX_SCHEMA_STEPS;
+        self.presence(schema, segments, 0, &mut budget)
     }
 
-    fn presence(&self, schema: &Value, segments: &[&str], depth: usize) -> Presence {
-        let Some(schema) = self.resolve(schema) else {
+    /// `budget` bounds the schemas visited in one lookup and `depth` the
+    /// nesting: recursive schemas (`A: {allOf: [$ref A, $ref A]}`) would
+    /// otherwise branch without end.
+    fn presence(
+        &self,
+        schema: &Value,
+        segments: &[&str],
+        depth: usize,
+        budget: &mut usize,
+    ) -> Presence {
+        if *budget == 0 || depth > MAX_REF_HOPS {
             return Presence::Unknown;
-        };
+        }
+        *budget -= 1;
+        let depth = depth + 1;
+        let mut answers = Vec::new();
+        if let Some(reference) = schema.get("$ref").and_then(Value::as_str) {
+            answers.push(match lookup(&self.document, reference) {
+                Some(target) => self.presence(target, segments, depth, budget),
+                None => Presence::Unknown,
+            });
+        }
         let Some((first, rest)) = segments.split_first() else {
             return Presence::Declared;
         };
-        if depth > MAX_REF_HOPS {
-            return Presence::Unknown;
-        }
-        let mut answers = Vec::new();
         if let Some(properties) = schema.get("properties").and_then(Value::as_object) {
             answers.push(match properties.get(*first) {
-                Some(child) => self.presence(child, rest, depth + 1),
+                Some(child) => self.presence(child, rest, depth, budget),
                 None if schema
                     .get("additionalProperties")
                     .is_some_and(|a| a != false) =>
@@ -174,7 +193,7 @@ impl ServiceSpec {
                 .into_iter()
                 .flatten()
             {
-                answers.push(self.presence(branch, segments, depth + 1));
+                answers.push(self.presence(branch, segments, depth, budget));
             }
         }
         if answers.contains(&Presence::Declared) {
@@ -187,10 +206,20 @@ impl ServiceSpec {
     }
 }
 
+/// The value a local `$ref` (`#/components/schemas/Order`) points at.
+/// The fragment is a JSON pointer, percent-encoded as URI fragments are.
+fn lookup<'a>(document: &'a Value, reference: &str) -> Option<&'a Value> {
+    let fragment = reference.strip_prefix('#')?;
+    let pointer = percent_encoding::percent_decode_str(fragment)
+        .decode_utf8()
+        .ok()?;
+    document.pointer(&pointer)
+}
+
 fn resolve<'a>(document: &'a Value, mut value: &'a Value) -> Option<&'a Value> {
     for _ in 0..MAX_REF_HOPS {
         match value.get("$ref").and_then(Value::as_str) {
-            Some(reference) => value = document.pointer(reference.strip_prefix('#')?)?,
+            Some(reference) => value = lookup(document, reference)?,
             None => return Some(value),
         }
     }
@@ -323,7 +352,7 @@ fn check_refs(root: &Value, value: &Value, at: &mut Vec<Segment>, reporter: &mut
             if let Some(Value::String(reference)) = map.get("$ref") {
                 let path = Path::from_segments(at.clone()).key("$ref");
                 match reference.strip_prefix('#') {
-                    Some(pointer) if root.pointer(pointer).is_none() => reporter.report(
+                    Some(_) if lookup(root, reference).is_none() => reporter.report(
                         Code::SpecRefUnresolved,
                         &path,
                         format!("$ref {reference:?} points at nothing in this document"),
@@ -339,6 +368,13 @@ fn check_refs(root: &Value, value: &Value, at: &mut Vec<Segment>, reporter: &mut
                 }
             }
             for (key, child) in map {
+                // Example data may hold anything, `$ref` keys included.
+                let in_examples = matches!(at.last(), Some(Segment::Key(k)) if k == "examples")
+                    || at.len() >= 2
+                        && matches!(&at[at.len() - 2], Segment::Key(k) if k == "examples");
+                if key == "example" || (key == "value" && in_examples) {
+                    continue;
+                }
                 at.push(Segment::Key(key.clone()));
                 check_refs(root, child, at, reporter);
                 at.pop();
@@ -366,15 +402,12 @@ fn collect_operations(
         return operations;
     };
     for (template, item) in paths {
-        let Some(item) = resolve(root, item).and_then(Value::as_object) else {
+        let Some(item) = path_item(root, item) else {
             continue;
         };
-        let shared = parameters(root, item);
+        let shared = parameters(root, &item);
         for method in METHODS {
             let Some(op) = item.get(method).and_then(Value::as_object) else {
-                continue;
-            };
-            let Some(id) = op.get("operationId").and_then(Value::as_str) else {
                 continue;
             };
             let id_path = Path::root()
@@ -382,6 +415,14 @@ fn collect_operations(
                 .key(template.as_str())
                 .key(method)
                 .key("operationId");
+            let id = match op.get("operationId") {
+                None => continue,
+                Some(Value::String(id)) => id.as_str(),
+                Some(_) => {
+                    reporter.report(Code::SpecInvalid, &id_path, "operationId must be text");
+                    continue;
+                }
+            };
             if let Some(first) = first_seen.get(id) {
                 let pos = document.locate(first);
                 reporter.report(
@@ -418,6 +459,22 @@ fn collect_operations(
         }
     }
     operations
+}
+
+/// A path item, with a `$ref`'d item's fields under its own (OpenAPI 3.1
+/// lets a path item add operations next to its `$ref`).
+fn path_item(root: &Value, item: &Value) -> Option<Map<String, Value>> {
+    let own = item.as_object()?;
+    let mut merged = match own.get("$ref").and_then(Value::as_str) {
+        Some(reference) => lookup(root, reference)?.as_object()?.clone(),
+        None => Map::new(),
+    };
+    for (key, value) in own {
+        if key != "$ref" {
+            merged.insert(key.clone(), value.clone());
+        }
+    }
+    Some(merged)
 }
 
 fn parameters(root: &Value, owner: &Map<String, Value>) -> Vec<Parameter> {
@@ -569,17 +626,87 @@ components:
     }
 
     #[test]
+    fn recursive_schemas_end_in_unknown_quickly() {
+        let spec = r##"
+openapi: 3.1.0
+paths:
+  /a:
+    get:
+      operationId: getA
+      responses:
+        '200':
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/A'}
+components:
+  schemas:
+    A: {allOf: [{$ref: '#/components/schemas/A'}, {$ref: '#/components/schemas/A'}]}
+"##;
+        let (index, findings) = index(&[("a", spec)]);
+        assert!(findings.is_empty(), "{findings:?}");
+        let spec = index.service("a").unwrap();
+        let schema = spec.operation("getA").unwrap().response.clone().unwrap();
+        assert_eq!(
+            spec.property_presence(&schema, "data.items"),
+            Presence::Unknown
+        );
+    }
+
+    #[test]
+    fn follows_percent_encoded_refs_ref_siblings_and_path_item_refs() {
+        let spec = r##"
+openapi: 3.1.0
+paths:
+  /items/{itemId}:
+    $ref: '#/components/pathItems/Item'
+    delete:
+      operationId: deleteItem
+      responses: {'204': {description: gone}}
+components:
+  pathItems:
+    Item:
+      parameters: [{name: itemId, in: path, required: true}]
+      get:
+        operationId: getItem
+        responses:
+          '200':
+            content:
+              application/json:
+                schema:
+                  $ref: '#/components/schemas/Item%20%7BBody%7D'
+                  properties: {extra: {type: string}}
+  schemas:
+    Item {Body}:
+      type: object
+      properties: {name: {type: string}}
+      example: {$ref: not a reference}
+"##;
+        let (index, findings) = index(&[("a", spec)]);
+        assert!(findings.is_empty(), "{findings:?}");
+        let spec = index.service("a").unwrap();
+        let get = spec.operation("getItem").unwrap();
+        assert_eq!(get.parameters[0].name, "itemId");
+        assert!(spec.operation("deleteItem").is_some());
+        let body = get.response.clone().unwrap();
+        assert_eq!(spec.property_presence(&body, "name"), Presence::Declared);
+        assert_eq!(spec.property_presence(&body, "extra"), Presence::Declared);
+        assert_eq!(spec.property_presence(&body, "other"), Presence::Undeclared);
+    }
+
+    #[test]
     fn reports_bad_specs_with_positions() {
         let broken_ref = SPEC.replace(
             "'#/components/schemas/Page'",
             "'#/components/schemas/Pager'",
         );
         let duplicate = SPEC.replace("operationId: cancelOrder", "operationId: listOrders");
+        let numeric_id = SPEC.replace("operationId: cancelOrder", "operationId: 123");
         let (index, findings) = index(&[
             ("a", &broken_ref),
             ("b", &duplicate),
             ("c", "swagger: '2.0'\npaths: {}\n"),
             ("d", "openapi: [3\n"),
+            ("e", &numeric_id),
             ("a", SPEC),
         ]);
         let got: Vec<String> = findings.iter().map(ToString::to_string).collect();
@@ -588,6 +715,7 @@ components:
             "specs/b.yaml:19:20: error[SPEC_DUPLICATE_OPERATION_ID] paths[\"/orders/{id}\"].post.operationId: operationId \"listOrders\" is already used at line 7",
             "specs/c.yaml:1:1: error[SPEC_INVALID] openapi: Swagger 2.0",
             "specs/d.yaml:2:1: error[PARSE_ERROR]",
+            "specs/e.yaml:19:20: error[SPEC_INVALID] paths[\"/orders/{id}\"].post.operationId: operationId must be text",
             "specs/a.yaml: error[SPEC_DUPLICATE_SERVICE] service \"a\" already has a spec",
         ];
         for w in want {
