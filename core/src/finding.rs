@@ -121,6 +121,11 @@ codes! {
     ProjectionFieldUndeclared = "PROJECTION_FIELD_UNDECLARED", Warning;
     /// An `items_path` that the operation's response schema does not have.
     ItemsPathNotInResponse = "ITEMS_PATH_NOT_IN_RESPONSE", Warning;
+    /// A lookup without an operation: it has no options to serve.
+    LookupWithoutOperation = "LOOKUP_WITHOUT_OPERATION", Warning;
+    /// An input mapping value that is not an expression the BFF resolves
+    /// (`input.x`, `route.x`, `context.tenant_id`, `workflow.x`, `'text'`, 42).
+    InvalidExpression = "INVALID_EXPRESSION", Warning;
 }
 
 impl fmt::Display for Code {

@@ -7,7 +7,7 @@
 //! [`validate`] adds the rules that need the whole set and the specs.
 
 use std::collections::hash_map::{Entry, HashMap};
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeSet, HashSet, VecDeque};
 
 use serde_json::Value;
 
@@ -109,6 +109,27 @@ enum Kind {
 }
 
 impl Kind {
+    const ALL: [Kind; 6] = [
+        Kind::Page,
+        Kind::Form,
+        Kind::Command,
+        Kind::Workflow,
+        Kind::Search,
+        Kind::Lookup,
+    ];
+
+    /// The definition's list of elements of this kind.
+    fn list(self) -> &'static str {
+        match self {
+            Self::Page => "pages",
+            Self::Form => "forms",
+            Self::Command => "commands",
+            Self::Workflow => "workflows",
+            Self::Search => "searches",
+            Self::Lookup => "lookups",
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Self::Page => "page",
@@ -129,11 +150,14 @@ type Origin = (usize, Path);
 struct Catalog<'a> {
     ids: HashMap<(Kind, &'a str), Origin>,
     names: HashMap<Kind, Vec<&'a str>>,
+    /// IDs read from definitions that did not load: references to them are
+    /// not reported again (their definition's errors already are).
+    unloaded: HashSet<(Kind, String)>,
 }
 
 impl Catalog<'_> {
     fn contains(&self, kind: Kind, id: &str) -> bool {
-        self.ids.contains_key(&(kind, id))
+        self.ids.contains_key(&(kind, id)) || self.unloaded.contains(&(kind, id.to_string()))
     }
 
     fn hint(&self, kind: Kind, id: &str) -> String {
@@ -176,6 +200,9 @@ fn catalog<'a>(definitions: &'a [LoadedDefinition], findings: &mut Vec<Finding>)
     let mut domains: HashMap<&str, Origin> = HashMap::new();
     for (n, loaded) in definitions.iter().enumerate() {
         let Some(def) = &loaded.definition else {
+            if let Some(document) = &loaded.document {
+                catalog.unloaded.extend(raw_ids(&document.to_json()));
+            }
             continue;
         };
         let mut reporter = loaded.reporter(findings);
@@ -236,46 +263,39 @@ fn first_definition<K: Eq + std::hash::Hash>(
     }
 }
 
+/// The looked-up IDs in the JSON of a definition that did not load.
+fn raw_ids(value: &Value) -> Vec<(Kind, String)> {
+    Kind::ALL
+        .iter()
+        .flat_map(|kind| {
+            let items = value.get(kind.list()).and_then(Value::as_array);
+            items
+                .into_iter()
+                .flatten()
+                .filter_map(|item| Some((*kind, item.get("id")?.as_str()?.to_string())))
+        })
+        .collect()
+}
+
 /// The looked-up IDs a definition defines, with their paths.
 fn defined_ids(def: &Definition) -> Vec<(Kind, &str, Path)> {
-    let lists: [(Kind, &str, Vec<&str>); 6] = [
-        (
-            Kind::Page,
-            "pages",
-            def.pages.iter().map(|x| x.id.as_str()).collect(),
-        ),
-        (
-            Kind::Form,
-            "forms",
-            def.forms.iter().map(|x| x.id.as_str()).collect(),
-        ),
-        (
-            Kind::Command,
-            "commands",
-            def.commands.iter().map(|x| x.id.as_str()).collect(),
-        ),
-        (
-            Kind::Workflow,
-            "workflows",
-            def.workflows.iter().map(|x| x.id.as_str()).collect(),
-        ),
-        (
-            Kind::Search,
-            "searches",
-            def.searches.iter().map(|x| x.id.as_str()).collect(),
-        ),
-        (
-            Kind::Lookup,
-            "lookups",
-            def.lookups.iter().map(|x| x.id.as_str()).collect(),
-        ),
-    ];
-    lists
-        .into_iter()
-        .flat_map(|(kind, key, ids)| {
-            ids.into_iter()
+    let ids = |kind: Kind| -> Vec<&str> {
+        match kind {
+            Kind::Page => def.pages.iter().map(|x| x.id.as_str()).collect(),
+            Kind::Form => def.forms.iter().map(|x| x.id.as_str()).collect(),
+            Kind::Command => def.commands.iter().map(|x| x.id.as_str()).collect(),
+            Kind::Workflow => def.workflows.iter().map(|x| x.id.as_str()).collect(),
+            Kind::Search => def.searches.iter().map(|x| x.id.as_str()).collect(),
+            Kind::Lookup => def.lookups.iter().map(|x| x.id.as_str()).collect(),
+        }
+    };
+    Kind::ALL
+        .iter()
+        .flat_map(|&kind| {
+            ids(kind)
+                .into_iter()
                 .enumerate()
-                .map(move |(i, id)| (kind, id, Path::root().key(key).index(i).key("id")))
+                .map(move |(i, id)| (kind, id, Path::root().key(kind.list()).index(i).key("id")))
         })
         .collect()
 }
@@ -295,6 +315,16 @@ fn normalize_route(route: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("/")
+}
+
+/// The transitions of a workflow between steps, by step index.
+struct StepGraph {
+    /// Resolved transitions, from → to.
+    edges: Vec<Vec<usize>>,
+    /// Whether a step has any transition out (even to an unknown step).
+    exits: Vec<bool>,
+    /// Whether every transition resolved.
+    complete: bool,
 }
 
 /// A resolved backend operation.
@@ -357,7 +387,19 @@ impl<'a> Checker<'a> {
         }
         for (i, lookup) in def.lookups.iter().enumerate() {
             let at = root.key("lookups").index(i);
-            self.operation(&at.key("operation"), &lookup.operation);
+            match &lookup.operation {
+                Some(op) => {
+                    self.operation(&at.key("operation"), op);
+                }
+                None => self.reporter.report(
+                    Code::LookupWithoutOperation,
+                    &at,
+                    format!(
+                        "lookup {:?} has no operation, so it has no options to serve",
+                        lookup.id
+                    ),
+                ),
+            }
         }
     }
 
@@ -428,13 +470,9 @@ impl<'a> Checker<'a> {
                 at,
                 "set either lookup_id or static choices, not both",
             ),
-            (None, true) => self.reporter.report(
-                Code::MissingField,
-                at,
-                "set lookup_id or a list of static choices",
-            ),
             (Some(id), true) => self.reference(&at.key("lookup_id"), Kind::Lookup, id),
-            (None, false) => {}
+            // Thesa's format allows options without a source (no choices).
+            (None, _) => {}
         }
     }
 
@@ -504,55 +542,66 @@ impl<'a> Checker<'a> {
             );
             false
         };
-        let initial_ok = step_ref(
+        let initial = step_ref(
             &mut self.reporter,
             &at.key("initial_step"),
             &workflow.initial_step,
             "initial step",
-        );
-        let mut edges: Vec<Vec<usize>> = vec![Vec::new(); workflow.steps.len()];
-        let mut all_resolved = true;
+        )
+        .then(|| steps[workflow.initial_step.as_str()]);
+        let mut graph = StepGraph {
+            edges: vec![Vec::new(); workflow.steps.len()],
+            exits: vec![false; workflow.steps.len()],
+            complete: true,
+        };
         for (i, transition) in workflow.transitions.iter().enumerate() {
             let t_at = at.key("transitions").index(i);
-            let from_ok = step_ref(
+            let from = step_ref(
                 &mut self.reporter,
                 &t_at.key("from"),
                 &transition.from,
                 "step",
-            );
-            let to_ok = step_ref(&mut self.reporter, &t_at.key("to"), &transition.to, "step");
+            )
+            .then(|| steps[transition.from.as_str()]);
+            let to = step_ref(&mut self.reporter, &t_at.key("to"), &transition.to, "step")
+                .then(|| steps[transition.to.as_str()]);
             if let Some(guard) = &transition.guard {
                 self.capability(&t_at.key("guard"), guard);
             }
-            if from_ok && to_ok {
-                edges[steps[transition.from.as_str()]].push(steps[transition.to.as_str()]);
+            if let Some(from) = from {
+                graph.exits[from] = true;
             }
-            all_resolved &= from_ok && to_ok;
+            match (from, to) {
+                (Some(from), Some(to)) => graph.edges[from].push(to),
+                _ => graph.complete = false,
+            }
         }
-        if initial_ok && all_resolved {
-            self.workflow_graph(at, workflow, steps[workflow.initial_step.as_str()], &edges);
-        }
+        // Steps with a duplicate ID were reported above; judge the first.
+        let firsts: Vec<usize> = steps.values().copied().collect();
+        self.workflow_graph(at, workflow, initial, &graph, &firsts);
     }
 
     /// Rule 7: every step reachable from the initial step, every non-terminal
     /// step has a way out, and a terminal step is reachable from every step.
+    /// Where a transition names an unknown step, reachability is uncertain,
+    /// so only the verdicts that do not depend on it are given.
     fn workflow_graph(
         &mut self,
         at: &Path,
         workflow: &Workflow,
-        initial: usize,
-        edges: &[Vec<usize>],
+        initial: Option<usize>,
+        graph: &StepGraph,
+        steps: &[usize],
     ) {
-        let reachable = reach(edges, [initial]);
+        let edges = &graph.edges;
         let mut reverse: Vec<Vec<usize>> = vec![Vec::new(); edges.len()];
         for (from, tos) in edges.iter().enumerate() {
             for &to in tos {
                 reverse[to].push(from);
             }
         }
-        let terminals: Vec<usize> = (0..edges.len())
-            .filter(|&i| workflow.steps[i].kind == StepType::Terminal)
-            .collect();
+        let is_terminal = |i: usize| workflow.steps[i].kind == StepType::Terminal;
+        let terminals: Vec<usize> = steps.iter().copied().filter(|&i| is_terminal(i)).collect();
         if terminals.is_empty() {
             self.reporter.report(
                 Code::WorkflowNoTerminalPath,
@@ -560,10 +609,16 @@ impl<'a> Checker<'a> {
                 "the workflow has no terminal step, so no instance can ever finish",
             );
         }
+        let reachable = initial
+            .filter(|_| graph.complete)
+            .map(|i| reach(edges, [i]));
         let finishing = reach(&reverse, terminals.iter().copied());
-        for (i, step) in workflow.steps.iter().enumerate() {
+        let mut sorted = steps.to_vec();
+        sorted.sort_unstable();
+        for i in sorted {
+            let step = &workflow.steps[i];
             let step_at = at.key("steps").index(i);
-            if !reachable[i] {
+            if reachable.as_ref().is_some_and(|r| !r[i]) {
                 self.reporter.report(
                     Code::WorkflowUnreachableStep,
                     &step_at.key("id"),
@@ -573,10 +628,10 @@ impl<'a> Checker<'a> {
                     ),
                 );
             }
-            if step.kind == StepType::Terminal {
+            if is_terminal(i) {
                 continue;
             }
-            if edges[i].is_empty() {
+            if !graph.exits[i] {
                 self.reporter.report(
                     Code::WorkflowDeadEnd,
                     &step_at.key("id"),
@@ -585,7 +640,7 @@ impl<'a> Checker<'a> {
                         step.id
                     ),
                 );
-            } else if !finishing[i] && !terminals.is_empty() {
+            } else if graph.complete && !finishing[i] && !terminals.is_empty() {
                 self.reporter.report(
                     Code::WorkflowNoTerminalPath,
                     &step_at.key("id"),
@@ -763,6 +818,23 @@ impl<'a> Checker<'a> {
             ),
             _ => {}
         }
+        let mappings = [
+            ("path_params", &mapping.path_params),
+            ("query_params", &mapping.query_params),
+            ("header_params", &mapping.header_params),
+            ("body_template", &mapping.body_template),
+            ("field_projection", &mapping.field_projection),
+        ];
+        for (key, values) in mappings {
+            for (name, expression) in values {
+                if let Err(why) = check_expression(expression) {
+                    let message = format!("{expression:?} {why}; {EXPRESSION_FORMS}");
+                    let path = input_at.key(key).key(name.as_str());
+                    self.reporter
+                        .report(Code::InvalidExpression, &path, message);
+                }
+            }
+        }
         let Some((spec, op)) = resolved else { return };
         let params_at = input_at.key("path_params");
         let template = op.path_template_params();
@@ -872,6 +944,39 @@ impl<'a> Checker<'a> {
     }
 }
 
+/// The expressions an input mapping may use, as Thesa's resolver reads them.
+const EXPRESSION_FORMS: &str = "use input.<field>, route.<param>, workflow.<field>, \
+     context.subject_id|tenant_id|partition_id|email, 'text' or a number";
+
+/// Checks an input mapping expression; says what is wrong with it.
+fn check_expression(expression: &str) -> Result<(), &'static str> {
+    let e = expression.trim();
+    if e.len() >= 2 && e.starts_with('\'') && e.ends_with('\'') {
+        return Ok(());
+    }
+    let unsigned = e.strip_prefix(['-', '+']).unwrap_or(e);
+    let is_number = !unsigned.is_empty()
+        && unsigned.chars().all(|c| c.is_ascii_digit() || c == '.')
+        && unsigned.chars().filter(|&c| c == '.').count() <= 1
+        && unsigned.chars().any(|c| c.is_ascii_digit());
+    if is_number {
+        return Ok(());
+    }
+    let Some((source, rest)) = e.split_once('.') else {
+        return Err("has no source prefix");
+    };
+    let parts_ok = !rest.is_empty() && rest.split('.').all(|p| !p.is_empty());
+    match source {
+        "input" | "workflow" if parts_ok => Ok(()),
+        "route" if parts_ok && !rest.contains('.') => Ok(()),
+        "context" if matches!(rest, "subject_id" | "tenant_id" | "partition_id" | "email") => {
+            Ok(())
+        }
+        "input" | "workflow" | "route" | "context" => Err("names no field the BFF knows"),
+        _ => Err("has an unknown source prefix"),
+    }
+}
+
 fn type_name(kind: ActionType) -> &'static str {
     match kind {
         ActionType::Command => "command",
@@ -931,6 +1036,35 @@ mod tests {
             normalize_route("/orders/{id}"),
             normalize_route("/orders/new")
         );
+    }
+
+    #[test]
+    fn checks_expressions_like_thesas_resolver() {
+        for ok in [
+            "input.id",
+            "input.address.city",
+            "route.id",
+            "workflow.order_id",
+            "context.tenant_id",
+            "'csv'",
+            "42",
+            "-1.5",
+        ] {
+            assert_eq!(check_expression(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "id",
+            "row.id",
+            "route.a.b",
+            "context.roles",
+            "input.",
+            "input..x",
+            "''x",
+            "1.2.3",
+            "",
+        ] {
+            assert!(check_expression(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -449,6 +449,20 @@ const CASES: &[Case] = &[
     },
     // Warnings.
     Case {
+        from: "    operation: {operation_id: listStatuses}\n",
+        to: "",
+        code: Code::LookupWithoutOperation,
+        path: "lookups[0]",
+        at: "id: shop.statuses\n    label_field",
+    },
+    Case {
+        from: "field_projection: {reason: input.reason}",
+        to: "field_projection: {reason: reason}",
+        code: Code::InvalidExpression,
+        path: "commands[0].input.field_projection.reason",
+        at: "reason}",
+    },
+    Case {
         from: "[shop:cancel]",
         to: "[billing:cancel]",
         code: Code::CapabilityNamespaceMismatch,
@@ -581,6 +595,75 @@ fn a_loop_without_exit_has_no_terminal_path() {
         ],
         "{findings:#?}"
     );
+}
+
+#[test]
+fn a_broken_transition_does_not_hide_a_dead_end() {
+    let text = edit(
+        "      - {id: done, type: terminal}\n",
+        "      - {id: done, type: terminal}\n      - {id: limbo, type: human}\n",
+    )
+    .replace(
+        "{from: pay, to: done, event: completed}",
+        "{from: pay, to: nowhere, event: completed}",
+    );
+    let findings = run_one(&text);
+    let got: Vec<(Code, &str)> = findings.iter().map(|f| (f.code, f.path.as_str())).collect();
+    assert_eq!(
+        got,
+        vec![
+            (Code::ReferenceNotFound, "workflows[0].transitions[1].to"),
+            (Code::WorkflowDeadEnd, "workflows[0].steps[3].id"),
+        ],
+        "{findings:#?}"
+    );
+}
+
+#[test]
+fn a_duplicate_step_is_reported_once() {
+    let findings = run_one(&edit(
+        "{id: done, type: terminal}",
+        "{id: done, type: terminal}\n      - {id: review, type: human}",
+    ));
+    let got: Vec<(Code, &str)> = findings.iter().map(|f| (f.code, f.path.as_str())).collect();
+    assert_eq!(
+        got,
+        vec![(Code::DuplicateId, "workflows[0].steps[3].id")],
+        "{findings:#?}"
+    );
+}
+
+#[test]
+fn options_without_a_source_load_as_in_thesa() {
+    let findings = run_one(&edit("options: {lookup_id: shop.statuses}", "options: {}"));
+    assert!(findings.is_empty(), "{findings:#?}");
+}
+
+#[test]
+fn references_into_a_definition_that_did_not_load_are_not_reported_again() {
+    let (forms_start, forms_end) = (
+        BASE.find("forms:\n").unwrap(),
+        BASE.find("commands:\n").unwrap(),
+    );
+    let without_forms = format!("{}{}", &BASE[..forms_start], &BASE[forms_end..]);
+    let broken_forms = format!(
+        "domain: shared\nversion: 1.0.0\n{}",
+        &BASE[forms_start..forms_end]
+    )
+    .replace("title: Edit", "title: [Edit]");
+    let findings = run(
+        &[
+            ("shop.yaml", &without_forms),
+            ("shared.yaml", &broken_forms),
+        ],
+        vec![spec("shop-svc", SPEC)],
+        &[],
+    );
+    assert!(
+        findings.iter().all(|f| f.source == "shared.yaml"),
+        "{findings:#?}"
+    );
+    assert!(!findings.is_empty());
 }
 
 #[test]

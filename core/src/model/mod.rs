@@ -256,8 +256,10 @@ pub struct Lookup {
     /// Lookup ID, unique among the loaded definitions.
     #[schemars(length(min = 1))]
     pub id: String,
-    /// The operation that returns the options.
-    pub operation: OperationBinding,
+    /// The operation that returns the options (Thesa's format allows a
+    /// lookup without one; it then has no options).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<OperationBinding>,
     /// Field shown as the option label.
     pub label_field: String,
     /// Field used as the option value.
