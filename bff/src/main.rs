@@ -30,12 +30,14 @@ use clap::{Parser, Subcommand};
         thesa-bff --validate-definitions --config /config/config.yaml"
 )]
 struct Cli {
-    /// Configuration file [default: config/config.yaml when it exists]
+    /// Configuration file. `validate` reads one only when given;
+    /// `--validate-definitions` falls back to config/config.yaml
     #[arg(long, global = true, value_name = "FILE", env = "THESA_CONFIG")]
     config: Option<PathBuf>,
 
-    /// Validate the definitions and specs named by the configuration and
-    /// exit (same as `validate` with its defaults)
+    /// Validate the definitions and specs named by the configuration
+    /// (--config, else config/config.yaml when it exists) and exit, as the
+    /// BFF checks them at start-up
     #[arg(long)]
     validate_definitions: bool,
 
@@ -62,9 +64,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Validate(args)) => validate::run(cli.config, args),
-        None if cli.validate_definitions => {
-            validate::run(cli.config, validate::ValidateArgs::default())
-        }
+        None if cli.validate_definitions => validate::run(
+            cli.config.or_else(sources::default_config),
+            validate::ValidateArgs::default(),
+        ),
         None => {
             eprintln!(
                 "error: no command given. This version of thesa-bff validates definitions; \

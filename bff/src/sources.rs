@@ -94,7 +94,7 @@ pub fn definition_texts(paths: &[PathBuf]) -> Result<Vec<(String, String)>, Sour
         if path.is_file() {
             files.push(path.clone());
         } else if path.is_dir() {
-            collect(path, &mut files)?;
+            collect(path, &mut files, &mut Vec::new())?;
         } else {
             return Err(SourceError::Missing {
                 what: "definitions path",
@@ -104,24 +104,40 @@ pub fn definition_texts(paths: &[PathBuf]) -> Result<Vec<(String, String)>, Sour
     }
     files.sort();
     files.dedup();
+    // The same file reached through two paths (a symlinked directory) is
+    // read once.
+    let mut seen = std::collections::HashSet::new();
+    files.retain(|f| seen.insert(fs::canonicalize(f).unwrap_or_else(|_| f.clone())));
     files
         .into_iter()
         .map(|f| Ok((f.display().to_string(), read(&f)?)))
         .collect()
 }
 
-fn collect(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), SourceError> {
+/// Searches `dir` recursively. `ancestors` holds the directories being
+/// searched, so that a symlink back up the tree ends the search there.
+fn collect(
+    dir: &Path,
+    files: &mut Vec<PathBuf>,
+    ancestors: &mut Vec<PathBuf>,
+) -> Result<(), SourceError> {
+    let canonical = fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    if ancestors.contains(&canonical) {
+        return Ok(());
+    }
+    ancestors.push(canonical);
     for path in list_dir(dir)? {
         let hidden = path
             .file_name()
             .and_then(|n| n.to_str())
             .is_some_and(|n| n.starts_with('.'));
         if path.is_dir() && !hidden {
-            collect(&path, files)?;
+            collect(&path, files, ancestors)?;
         } else if path.is_file() && is_document(&path) {
             files.push(path);
         }
     }
+    ancestors.pop();
     Ok(())
 }
 
@@ -177,28 +193,28 @@ pub fn spec_inputs(
     Ok(inputs)
 }
 
-/// The default config file, used when `--config` is not given and it exists.
-pub const DEFAULT_CONFIG: &str = "config/config.yaml";
+/// The config file the BFF reads when `--config` is not given (the seed's
+/// "config/config.yaml (default path)"), if it exists.
+pub fn default_config() -> Option<PathBuf> {
+    let path = PathBuf::from("config/config.yaml");
+    path.is_file().then_some(path)
+}
 
-/// Reads the config: the file given, or [`DEFAULT_CONFIG`] when it exists,
-/// or none. Findings (unknown keys) are added; errors make it invalid.
+/// Reads the config file, if one is named. Findings (unknown keys) are
+/// added; errors make it invalid.
 pub fn config(
     path: Option<&Path>,
     findings: &mut Vec<Finding>,
 ) -> Result<Option<(String, Config)>, SourceError> {
-    let path = match path {
-        Some(path) if !path.is_file() => {
-            return Err(SourceError::Missing {
-                what: "config file",
-                path: path.to_path_buf(),
-            });
-        }
-        Some(path) => path.to_path_buf(),
-        None if Path::new(DEFAULT_CONFIG).is_file() => PathBuf::from(DEFAULT_CONFIG),
-        None => return Ok(None),
-    };
+    let Some(path) = path else { return Ok(None) };
+    if !path.is_file() {
+        return Err(SourceError::Missing {
+            what: "config file",
+            path: path.to_path_buf(),
+        });
+    }
     let source = path.display().to_string();
-    let text = read(&path)?;
+    let text = read(path)?;
     match Config::from_text(&source, &text, findings) {
         Some(config) => Ok(Some((source, config))),
         None => Err(SourceError::InvalidConfig(source)),

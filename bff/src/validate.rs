@@ -28,15 +28,15 @@ pub enum Format {
 #[derive(Debug, Clone, clap::Args)]
 pub struct ValidateArgs {
     /// Definition files or directories (searched recursively for *.yaml,
-    /// *.yml, *.json) [default: definitions.directories of the config, else
+    /// *.yml, *.json) [default: definitions.directories of --config, else
     /// ./definitions]
     #[arg(long = "definitions", value_name = "DIR_OR_FILE", num_args = 1..)]
     pub definitions: Vec<PathBuf>,
 
     /// Directory of OpenAPI 3.0/3.1 specs; a spec's service ID comes from
-    /// specs.sources of the config, else from its file name
-    /// (orders-svc.yaml → orders-svc) [default: specs.directory of the
-    /// config, else ./specs]
+    /// specs.sources of --config, else from its file name
+    /// (orders-svc.yaml → orders-svc) [default: specs.directory of
+    /// --config, else ./specs]
     #[arg(long, value_name = "DIR")]
     pub specs: Option<PathBuf>,
 

@@ -208,12 +208,18 @@ fn service_ids_come_from_the_config_then_the_file_name() {
 
     let config = "definitions:\n  directories: [definitions]\nspecs:\n  directory: specs\n  sources:\n    - {service_id: orders-svc, spec_file: orders-v2.yaml}\n";
     fs::write(dir.path().join("config/config.yaml"), config).unwrap();
+    // `validate` reads a config only when told to.
     let output = thesa_bff(dir.path(), &["validate"]);
+    assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+    let output = thesa_bff(dir.path(), &["validate", "--config", "config/config.yaml"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+    // The seed's flag reads config/config.yaml by default, as the BFF does.
+    let output = thesa_bff(dir.path(), &["--validate-definitions"]);
     assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
 
     let missing = config.replace("orders-v2.yaml", "orders-v3.yaml");
     fs::write(dir.path().join("config/config.yaml"), missing).unwrap();
-    let output = thesa_bff(dir.path(), &["validate"]);
+    let output = thesa_bff(dir.path(), &["validate", "--config", "config/config.yaml"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(
         stderr(&output).contains("names \"orders-v3.yaml\" for service \"orders-svc\""),
@@ -230,7 +236,7 @@ fn an_invalid_config_exits_2_and_says_where() {
         "server:\n  port: eighty\n",
     )
     .unwrap();
-    let output = thesa_bff(dir.path(), &["validate"]);
+    let output = thesa_bff(dir.path(), &["validate", "--config", "config/config.yaml"]);
     assert_eq!(output.status.code(), Some(2));
     let err = stderr(&output);
     assert!(
@@ -275,6 +281,20 @@ fn configmap_mounts_are_read_once() {
     let output = thesa_bff(dir.path(), &["validate"]);
     assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
     assert!(stdout(&output).starts_with("validated 3 definitions"));
+}
+
+#[test]
+fn symlinked_directories_are_read_once() {
+    let dir = scratch();
+    std::os::unix::fs::symlink("..", dir.path().join("definitions/orders/loop")).unwrap();
+    std::os::unix::fs::symlink("orders", dir.path().join("definitions/alias")).unwrap();
+    let output = thesa_bff(dir.path(), &["validate"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+    assert!(
+        stdout(&output).starts_with("validated 3 definitions"),
+        "{}",
+        stdout(&output)
+    );
 }
 
 #[test]
