@@ -747,11 +747,7 @@ impl<'a> Checker<'a> {
             let message = format!(
                 "service {service_id:?} has no loaded spec{} (loaded: {})",
                 suggest::hint(service_id, known.iter().copied()),
-                if known.is_empty() {
-                    "none".to_string()
-                } else {
-                    known.join(", ")
-                }
+                list_or_none(&known)
             );
             self.reporter
                 .report(Code::ServiceNotFound, &at.key("service_id"), message);
@@ -789,11 +785,7 @@ impl<'a> Checker<'a> {
         let message = format!(
             "handler {handler:?} is not registered{} (registered: {})",
             suggest::hint(handler, registered.iter().copied()),
-            if registered.is_empty() {
-                "none".to_string()
-            } else {
-                registered.join(", ")
-            }
+            list_or_none(&registered)
         );
         self.reporter
             .report(Code::HandlerNotRegistered, at, message);
@@ -941,6 +933,15 @@ impl<'a> Checker<'a> {
             self.reporter
                 .report(Code::CapabilityNamespaceMismatch, at, message);
         }
+    }
+}
+
+/// `a, b, c`, or `none`.
+fn list_or_none(names: &[&str]) -> String {
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
     }
 }
 
