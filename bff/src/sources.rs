@@ -54,19 +54,22 @@ fn read(path: &Path) -> Result<String, SourceError> {
     })
 }
 
-/// Files with a name the loaders read (`.yaml`, `.yml`, `.json`), skipping
-/// hidden entries. Kubernetes mounts a ConfigMap as symlinks into a hidden
-/// `..data` directory; skipping it reads each file once.
-fn is_document(path: &Path) -> bool {
-    let hidden = path
-        .file_name()
+/// Whether the entry's name starts with `.`. Kubernetes mounts a ConfigMap
+/// as symlinks into a hidden `..data` directory; skipping hidden entries
+/// reads each file once.
+fn is_hidden(path: &Path) -> bool {
+    path.file_name()
         .and_then(|n| n.to_str())
-        .is_some_and(|n| n.starts_with('.'));
+        .is_some_and(|n| n.starts_with('.'))
+}
+
+/// Files with a name the loaders read (`.yaml`, `.yml`, `.json`), not hidden.
+fn is_document(path: &Path) -> bool {
     let extension = path
         .extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase);
-    !hidden && matches!(extension.as_deref(), Some("yaml" | "yml" | "json"))
+    !is_hidden(path) && matches!(extension.as_deref(), Some("yaml" | "yml" | "json"))
 }
 
 fn list_dir(dir: &Path) -> Result<Vec<PathBuf>, SourceError> {
@@ -127,11 +130,7 @@ fn collect(
     }
     ancestors.push(canonical);
     for path in list_dir(dir)? {
-        let hidden = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with('.'));
-        if path.is_dir() && !hidden {
+        if path.is_dir() && !is_hidden(&path) {
             collect(&path, files, ancestors)?;
         } else if path.is_file() && is_document(&path) {
             files.push(path);

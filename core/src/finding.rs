@@ -233,14 +233,6 @@ impl<'a> Reporter<'a> {
         self.push(code, path, Some(pos), message.into());
     }
 
-    /// Where `path` is in the source, as `file:line:col` (or just the source).
-    pub fn describe(&self, path: &Path) -> String {
-        match self.document.map(|d| d.locate(path)) {
-            Some(pos) => format!("{}:{}:{}", self.source, pos.line, pos.column),
-            None => self.source.to_string(),
-        }
-    }
-
     fn push(&mut self, code: Code, path: &Path, pos: Option<Pos>, message: String) {
         self.findings.push(Finding {
             code,

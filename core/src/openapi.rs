@@ -128,11 +128,6 @@ impl ServiceSpec {
         self.operations.keys().map(String::as_str)
     }
 
-    /// Follows `$ref`s from `value` to the value they point at.
-    pub fn resolve<'a>(&'a self, value: &'a Value) -> Option<&'a Value> {
-        resolve(&self.document, value)
-    }
-
     /// Whether `schema` has the dotted property `path` (`data.items`).
     /// Follows `$ref` (with sibling keywords, as OpenAPI 3.1 allows),
     /// `allOf`, `anyOf` and `oneOf`.

@@ -80,8 +80,13 @@ impl LoadedDefinition {
 
     /// `file:line:col` of `path`, for messages that point elsewhere.
     fn location(&self, path: &Path) -> String {
-        let mut scratch = Vec::new();
-        self.reporter(&mut scratch).describe(path)
+        match &self.document {
+            Some(document) => {
+                let pos = document.locate(path);
+                format!("{}:{}:{}", self.source, pos.line, pos.column)
+            }
+            None => self.source.clone(),
+        }
     }
 }
 

@@ -10,10 +10,9 @@ use thesa_core::finding::{Finding, Severity};
 use thesa_core::openapi::{OperationIndex, SpecInput};
 use thesa_core::validate::{self, LoadedDefinition};
 
-fn repo_file(path: &str) -> String {
-    let full = format!("{}/../{path}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{full}: {e}"))
-}
+mod common;
+
+use common::repo_file;
 
 fn index() -> &'static OperationIndex {
     static INDEX: OnceLock<OperationIndex> = OnceLock::new();

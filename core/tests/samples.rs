@@ -11,10 +11,9 @@ use thesa_core::validate::{self, LoadedDefinition};
 
 const DOMAINS: [&str; 3] = ["orders", "inventory", "customers"];
 
-fn repo_file(path: &str) -> String {
-    let full = format!("{}/../{path}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{full}: {e}"))
-}
+mod common;
+
+use common::repo_file;
 
 fn config(name: &str) -> Config {
     let mut findings = Vec::new();
