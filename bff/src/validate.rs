@@ -155,7 +155,7 @@ pub fn check(
         Some((_, config)) => PathBuf::from(&config.specs.directory),
         None => PathBuf::from("specs"),
     });
-    let texts = sources::definition_texts(&definition_paths)?;
+    let texts = sources::document_texts("definitions path", &definition_paths)?;
     let spec_inputs = sources::spec_inputs(
         &specs_dir,
         config

@@ -12,6 +12,9 @@ use crate::duration::Duration;
 use crate::finding::Finding;
 use crate::load::{self, Loaded, SchemaCell};
 
+static CONFIG_SCHEMA: SchemaCell = SchemaCell::new();
+static POLICIES_SCHEMA: SchemaCell = SchemaCell::new();
+
 /// The whole BFF configuration.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
@@ -43,9 +46,15 @@ pub struct Config {
 impl Config {
     /// Parses a config file, adding findings (unknown keys are warnings).
     pub fn from_text(source: &str, text: &str, findings: &mut Vec<Finding>) -> Option<Self> {
-        static SCHEMA: SchemaCell = SchemaCell::new();
-        let loaded: Loaded<Self> = load::from_text(SCHEMA.get::<Self>(), source, text, findings);
+        let loaded: Loaded<Self> =
+            load::from_text(CONFIG_SCHEMA.get::<Self>(), source, text, findings);
         loaded.value
+    }
+
+    /// Loads a config from a JSON value (a custom resource's field), adding
+    /// findings without positions.
+    pub fn from_value(source: &str, value: serde_json::Value, findings: &mut Vec<Finding>) -> Option<Self> {
+        load::from_value(CONFIG_SCHEMA.get::<Self>(), source, value, findings)
     }
 
     /// The service ID for a spec file name, from `specs.sources`.
@@ -702,9 +711,14 @@ pub struct Policies {
 impl Policies {
     /// Parses a policy file, adding findings.
     pub fn from_text(source: &str, text: &str, findings: &mut Vec<Finding>) -> Option<Self> {
-        static SCHEMA: SchemaCell = SchemaCell::new();
-        let loaded: Loaded<Self> = load::from_text(SCHEMA.get::<Self>(), source, text, findings);
+        let loaded: Loaded<Self> =
+            load::from_text(POLICIES_SCHEMA.get::<Self>(), source, text, findings);
         loaded.value
+    }
+
+    /// Loads a policy document from a JSON value, adding findings.
+    pub fn from_value(source: &str, value: serde_json::Value, findings: &mut Vec<Finding>) -> Option<Self> {
+        load::from_value(POLICIES_SCHEMA.get::<Self>(), source, value, findings)
     }
 
     /// Whether any of `roles` grants `capability`, honouring wildcards:

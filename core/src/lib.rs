@@ -7,6 +7,7 @@
 pub mod checksum;
 pub mod config;
 pub mod duration;
+pub mod files;
 pub mod finding;
 pub mod load;
 pub mod model;

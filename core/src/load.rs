@@ -178,14 +178,7 @@ pub fn from_text<T: DeserializeOwned>(
     findings: &mut Vec<Finding>,
 ) -> Loaded<T> {
     match node::parse(text) {
-        Ok(document) => {
-            let value = document.to_json();
-            let value = check_and_convert(schema, source, Some(&document), value, findings);
-            Loaded {
-                document: Some(document),
-                value,
-            }
-        }
+        Ok(document) => from_node(schema, source, document, findings),
         Err(err) => {
             Reporter::new(source, None, findings).report_at(
                 Code::ParseError,
@@ -198,6 +191,23 @@ pub fn from_text<T: DeserializeOwned>(
                 value: None,
             }
         }
+    }
+}
+
+/// Loads a parsed tree (a document, or part of one such as a manifest's
+/// `spec`) as a `T`; findings carry the tree's positions and paths
+/// relative to it.
+pub fn from_node<T: DeserializeOwned>(
+    schema: &Schema,
+    source: &str,
+    document: Node,
+    findings: &mut Vec<Finding>,
+) -> Loaded<T> {
+    let value = document.to_json();
+    let value = check_and_convert(schema, source, Some(&document), value, findings);
+    Loaded {
+        document: Some(document),
+        value,
     }
 }
 

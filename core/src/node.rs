@@ -196,9 +196,29 @@ fn children_size_and_depth<'a>(children: impl Iterator<Item = &'a Node>) -> (usi
 /// duplicate key, of a non-scalar key, of a second document in the same
 /// text, or of nesting or alias expansion beyond the limits.
 pub fn parse(text: &str) -> Result<Node, ParseError> {
+    let mut roots = parse_stream(text, false)?;
+    roots.pop().ok_or(ParseError {
+        pos: Pos { line: 1, column: 1 },
+        message: "the document is empty".to_string(),
+    })
+}
+
+/// Parses a stream of YAML documents separated by `---` (such as a file of
+/// Kubernetes manifests); empty documents are left out.
+///
+/// # Errors
+/// A [`ParseError`] as for [`parse`], for the first document that fails.
+pub fn parse_documents(text: &str) -> Result<Vec<Node>, ParseError> {
+    parse_stream(text, true)
+}
+
+fn parse_stream(text: &str, many: bool) -> Result<Vec<Node>, ParseError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let text = join_surrogate_escapes(text);
-    let mut builder = Builder::default();
+    let mut builder = Builder {
+        many,
+        ..Builder::default()
+    };
     let mut parser = Parser::new_from_str(&text);
     loop {
         let (event, marker) = parser.next_token().map_err(|e| ParseError {
@@ -210,10 +230,7 @@ pub fn parse(text: &str) -> Result<Node, ParseError> {
             break;
         }
     }
-    builder.root.ok_or(ParseError {
-        pos: Pos { line: 1, column: 1 },
-        message: "the document is empty".to_string(),
-    })
+    Ok(builder.roots)
 }
 
 /// JSON writes characters outside the Basic Multilingual Plane as a pair of
@@ -284,7 +301,8 @@ struct Builder {
     anchors: HashMap<usize, (Node, usize, usize)>,
     copied: usize,
     documents: usize,
-    root: Option<Node>,
+    many: bool,
+    roots: Vec<Node>,
 }
 
 impl Builder {
@@ -294,7 +312,7 @@ impl Builder {
             Event::StreamEnd => return Ok(true),
             Event::DocumentStart => {
                 self.documents += 1;
-                if self.documents > 1 {
+                if self.documents > 1 && !self.many {
                     return Err(ParseError {
                         pos,
                         message:
@@ -407,7 +425,11 @@ impl Builder {
             self.anchors.insert(anchor, (node.clone(), size, depth));
         }
         match self.stack.last_mut() {
-            None => self.root = Some(node),
+            None => {
+                if !matches!(node.kind, NodeKind::Null) || !self.many {
+                    self.roots.push(node);
+                }
+            }
             Some(Frame::Seq { items, .. }) => items.push(node),
             Some(Frame::Map {
                 entries,

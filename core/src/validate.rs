@@ -6,6 +6,7 @@
 //! unknown keys) run when a definition is loaded ([`LoadedDefinition`]);
 //! [`validate`] adds the rules that need the whole set and the specs.
 
+use std::borrow::Borrow;
 use std::collections::hash_map::{Entry, HashMap};
 use std::collections::{BTreeSet, HashSet, VecDeque};
 
@@ -39,6 +40,9 @@ pub struct LoadedDefinition {
     pub document: Option<Node>,
     /// The definition, `None` when it did not load (see the findings).
     pub definition: Option<Definition>,
+    /// The IDs a definition that did not load declares, so that the rest
+    /// of the set is not blamed for referring to them.
+    unloaded_ids: Vec<(Kind, String)>,
 }
 
 impl LoadedDefinition {
@@ -46,11 +50,15 @@ impl LoadedDefinition {
     pub fn from_text(source: impl Into<String>, text: &str, findings: &mut Vec<Finding>) -> Self {
         let source = source.into();
         let loaded = load::from_text(definition_schema(), &source, text, findings);
-        Self {
-            source,
-            document: loaded.document,
-            definition: loaded.value,
-        }
+        Self::new(source, loaded.document, loaded.value, Vec::new())
+    }
+
+    /// Loads a parsed tree, such as the `spec` of a manifest read from a
+    /// file: findings carry the file's positions.
+    pub fn from_node(source: impl Into<String>, node: Node, findings: &mut Vec<Finding>) -> Self {
+        let source = source.into();
+        let loaded = load::from_node(definition_schema(), &source, node, findings);
+        Self::new(source, loaded.document, loaded.value, Vec::new())
     }
 
     /// Loads a JSON value (a custom resource's spec), adding structural
@@ -61,11 +69,27 @@ impl LoadedDefinition {
         findings: &mut Vec<Finding>,
     ) -> Self {
         let source = source.into();
+        let ids = raw_ids(&value);
         let definition = load::from_value(definition_schema(), &source, value, findings);
+        Self::new(source, None, definition, ids)
+    }
+
+    fn new(
+        source: String,
+        document: Option<Node>,
+        definition: Option<Definition>,
+        raw: Vec<(Kind, String)>,
+    ) -> Self {
+        let unloaded_ids = match (&definition, &document) {
+            (Some(_), _) => Vec::new(),
+            (None, Some(document)) => raw_ids(&document.to_json()),
+            (None, None) => raw,
+        };
         Self {
             source,
-            document: None,
+            document,
             definition,
+            unloaded_ids,
         }
     }
 
@@ -176,13 +200,13 @@ impl Catalog<'_> {
 /// are well formed (7), plus conditional required fields (1) and the
 /// warnings. Definitions that did not load are skipped.
 pub fn validate(
-    definitions: &[LoadedDefinition],
+    definitions: &[impl Borrow<LoadedDefinition>],
     index: &OperationIndex,
     handlers: &BTreeSet<String>,
 ) -> Vec<Finding> {
     let mut findings = Vec::new();
     let catalog = catalog(definitions, &mut findings);
-    for loaded in definitions {
+    for loaded in definitions.iter().map(Borrow::borrow) {
         let Some(def) = &loaded.definition else {
             continue;
         };
@@ -199,15 +223,16 @@ pub fn validate(
 }
 
 /// Collects the IDs of the set, reporting duplicates (rule 4).
-fn catalog<'a>(definitions: &'a [LoadedDefinition], findings: &mut Vec<Finding>) -> Catalog<'a> {
+fn catalog<'a, D: Borrow<LoadedDefinition>>(
+    definitions: &'a [D],
+    findings: &mut Vec<Finding>,
+) -> Catalog<'a> {
     let mut catalog = Catalog::default();
     let mut routes: HashMap<String, Origin> = HashMap::new();
     let mut domains: HashMap<&str, Origin> = HashMap::new();
-    for (n, loaded) in definitions.iter().enumerate() {
+    for (n, loaded) in definitions.iter().map(Borrow::borrow).enumerate() {
         let Some(def) = &loaded.definition else {
-            if let Some(document) = &loaded.document {
-                catalog.unloaded.extend(raw_ids(&document.to_json()));
-            }
+            catalog.unloaded.extend(loaded.unloaded_ids.iter().cloned());
             continue;
         };
         let mut reporter = loaded.reporter(findings);
@@ -217,7 +242,7 @@ fn catalog<'a>(definitions: &'a [LoadedDefinition], findings: &mut Vec<Finding>)
         {
             let message = format!(
                 "domain {:?} is also defined by {}; each domain has one definition",
-                def.domain, definitions[first].source
+                def.domain, definitions[first].borrow().source
             );
             reporter.report(Code::DuplicateDomain, &domain_path, message);
         }
@@ -227,7 +252,7 @@ fn catalog<'a>(definitions: &'a [LoadedDefinition], findings: &mut Vec<Finding>)
                     let message = format!(
                         "{} ID {id:?} is already defined at {}",
                         kind.name(),
-                        definitions[first].location(&first_path)
+                        definitions[first].borrow().location(&first_path)
                     );
                     reporter.report(Code::DuplicateId, &path, message);
                 }
@@ -243,7 +268,7 @@ fn catalog<'a>(definitions: &'a [LoadedDefinition], findings: &mut Vec<Finding>)
                 let message = format!(
                     "route {:?} is already used at {}",
                     page.route,
-                    definitions[first].location(&first_path)
+                    definitions[first].borrow().location(&first_path)
                 );
                 reporter.report(Code::DuplicateRoute, &path, message);
             }

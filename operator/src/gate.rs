@@ -1,0 +1,222 @@
+//! The validation gate: decides which revision of each selected definition
+//! a deployment serves.
+//!
+//! The current revisions of all selected definitions are validated
+//! together against the deployment's specs. A definition with errors is
+//! rejected: the revision of it that is being served (if any) stays, and
+//! otherwise its domain is left out. The set actually served is validated
+//! again, because leaving a revision out or keeping an older one can break
+//! references from the others; whatever fails then is rejected or dropped
+//! in turn, until the served set is valid. An invalid definition therefore
+//! never reaches a pod, and a valid one is only held back when something
+//! it depends on was refused.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+use thesa_core::checksum::{self, Checksum};
+use thesa_core::finding::{Finding, Severity};
+use thesa_core::openapi::OperationIndex;
+use thesa_core::validate::{self, LoadedDefinition};
+
+/// A selected definition, in its current revision.
+#[derive(Debug)]
+pub struct Candidate {
+    /// `namespace/name` of the ThesaDefinition.
+    pub name: String,
+    /// Its `metadata.generation`.
+    pub generation: Option<i64>,
+    /// The spec, as written to the definitions ConfigMap when accepted.
+    pub document: Value,
+    /// The spec as loaded by the validator.
+    pub loaded: LoadedDefinition,
+    /// Findings from loading it.
+    pub load_findings: Vec<Finding>,
+}
+
+/// A definition file in the definitions ConfigMap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServedFile {
+    /// The ConfigMap key, `<domain>.yaml`.
+    pub key: String,
+    /// The YAML text.
+    pub text: String,
+    /// `namespace/name` of the ThesaDefinition it came from.
+    pub owner: String,
+}
+
+/// The gate's conclusion about one selected definition.
+#[derive(Debug)]
+pub struct Verdict {
+    /// `namespace/name`.
+    pub name: String,
+    /// The generation judged.
+    pub generation: Option<i64>,
+    /// Whether this generation passed and is served.
+    pub accepted: bool,
+    /// Errors and warnings, sorted.
+    pub findings: Vec<Finding>,
+    /// Checksum of the judged revision, when it loaded.
+    pub checksum: Option<Checksum>,
+    /// Whether an earlier revision keeps being served instead.
+    pub kept_previous: bool,
+}
+
+/// What the deployment serves and why.
+#[derive(Debug)]
+pub struct Outcome {
+    /// One verdict per candidate, in candidate order.
+    pub verdicts: Vec<Verdict>,
+    /// The files of the definitions ConfigMap, sorted by key.
+    pub served: Vec<ServedFile>,
+    /// Checksum of the served set (domains and their checksums).
+    pub set_checksum: Checksum,
+}
+
+/// One member of the set being validated.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Member {
+    Candidate(usize),
+    Previous(usize),
+}
+
+/// Runs the gate. `previous` is what the definitions ConfigMap holds now.
+pub fn decide(
+    candidates: Vec<Candidate>,
+    previous: &[ServedFile],
+    index: &OperationIndex,
+    handlers: &BTreeSet<String>,
+) -> Outcome {
+    let (meta, loaded): (Vec<_>, Vec<_>) = candidates
+        .into_iter()
+        .map(|c| ((c.name, c.generation, c.document, c.load_findings), c.loaded))
+        .unzip();
+    let mut findings: Vec<Vec<Finding>> = meta.iter().map(|m| m.3.clone()).collect();
+    let mut accepted: Vec<bool> = findings.iter().map(|f| !has_errors(f)).collect();
+
+    // Round one: every current revision, together.
+    for finding in validate::validate(&loaded, index, handlers) {
+        if let Some(i) = loaded.iter().position(|l| l.source == finding.source) {
+            accepted[i] &= finding.severity != Severity::Error;
+            findings[i].push(finding);
+        }
+    }
+
+    // Served revisions of the candidates, loaded once for the later rounds.
+    let names: BTreeSet<&str> = meta.iter().map(|m| m.0.as_str()).collect();
+    let kept: BTreeMap<usize, LoadedDefinition> = previous
+        .iter()
+        .enumerate()
+        .filter(|(_, file)| names.contains(file.owner.as_str()))
+        .map(|(j, file)| {
+            let source = format!("{} (served revision)", file.owner);
+            (j, LoadedDefinition::from_text(source, &file.text, &mut Vec::new()))
+        })
+        .collect();
+    let mut dropped: BTreeSet<usize> = BTreeSet::new();
+
+    // Later rounds: the set that would be served, until it is valid.
+    loop {
+        let rejected: BTreeSet<&str> = meta
+            .iter()
+            .zip(&accepted)
+            .filter(|(_, ok)| !**ok)
+            .map(|(m, _)| m.0.as_str())
+            .collect();
+        let mut set: Vec<(Member, &LoadedDefinition)> = (0..loaded.len())
+            .filter(|&i| accepted[i])
+            .map(|i| (Member::Candidate(i), &loaded[i]))
+            .collect();
+        set.extend(
+            kept.iter()
+                .filter(|(j, _)| !dropped.contains(*j))
+                .filter(|(j, _)| rejected.contains(previous[**j].owner.as_str()))
+                .map(|(j, l)| (Member::Previous(*j), l)),
+        );
+        let definitions: Vec<&LoadedDefinition> = set.iter().map(|(_, l)| *l).collect();
+        let errors: Vec<Finding> = validate::validate(&definitions, index, handlers)
+            .into_iter()
+            .filter(|f| f.severity == Severity::Error)
+            .collect();
+        if errors.is_empty() {
+            let served = served_files(&set, &meta, previous);
+            let set_checksum = checksum::set_checksum(served.iter().map(|(f, sum)| (f.key.as_str(), *sum)));
+            let served: Vec<ServedFile> = served.into_iter().map(|(f, _)| f).collect();
+            let verdicts = verdicts(meta, &loaded, findings, accepted, &served);
+            return Outcome {
+                verdicts,
+                served,
+                set_checksum,
+            };
+        }
+        for finding in errors {
+            match set.iter().find(|(_, l)| l.source == finding.source).map(|(m, _)| *m) {
+                Some(Member::Candidate(i)) => {
+                    accepted[i] = false;
+                    findings[i].push(finding);
+                }
+                Some(Member::Previous(j)) => {
+                    dropped.insert(j);
+                }
+                None => {}
+            }
+        }
+    }
+}
+
+fn has_errors(findings: &[Finding]) -> bool {
+    findings.iter().any(|f| f.severity == Severity::Error)
+}
+
+type Meta = (String, Option<i64>, Value, Vec<Finding>);
+
+fn served_files(
+    set: &[(Member, &LoadedDefinition)],
+    meta: &[Meta],
+    previous: &[ServedFile],
+) -> Vec<(ServedFile, Checksum)> {
+    let mut files: Vec<(ServedFile, Checksum)> = set
+        .iter()
+        .filter_map(|(member, loaded)| {
+            let definition = loaded.definition.as_ref()?;
+            let sum = checksum::definition_checksum(definition);
+            let file = match *member {
+                Member::Candidate(i) => ServedFile {
+                    key: format!("{}.yaml", definition.domain),
+                    text: crate::manifest::to_yaml_body(&meta[i].2),
+                    owner: meta[i].0.clone(),
+                },
+                Member::Previous(j) => previous[j].clone(),
+            };
+            Some((file, sum))
+        })
+        .collect();
+    files.sort_by(|a, b| a.0.key.cmp(&b.0.key));
+    files
+}
+
+fn verdicts(
+    meta: Vec<Meta>,
+    loaded: &[LoadedDefinition],
+    findings: Vec<Vec<Finding>>,
+    accepted: Vec<bool>,
+    served: &[ServedFile],
+) -> Vec<Verdict> {
+    meta.into_iter()
+        .zip(loaded.iter())
+        .zip(findings.into_iter().zip(accepted))
+        .map(|(((name, generation, _, _), loaded), (mut findings, accepted))| {
+            findings.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+            findings.dedup();
+            let kept_previous = !accepted && served.iter().any(|f| f.owner == name);
+            Verdict {
+                name,
+                generation,
+                accepted,
+                findings,
+                checksum: loaded.checksum(),
+                kept_previous,
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,13 @@
+//! The Thesa operator: custom resources, the validation gate, the desired
+//! state of a ThesaDeployment's child objects, the controller, and the
+//! offline renderer.
+
+pub mod conditions;
+pub mod controller;
+pub mod crd;
+pub mod desired;
+pub mod gate;
+pub mod manifest;
+pub mod plan;
+pub mod render;
+pub mod selector;

@@ -1,0 +1,102 @@
+//! `thesa-operator`: see `--help`.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use thesa_operator::{manifest, render};
+
+/// Kubernetes operator for Thesa: validates ThesaDefinitions against the
+/// backends' OpenAPI specs and deploys the Thesa BFF for each
+/// ThesaDeployment.
+///
+/// Start with `thesa-operator crds | kubectl apply -f -`, then try your
+/// manifests offline with `thesa-operator render -f samples/ --specs specs/`.
+#[derive(Parser)]
+#[command(version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the controller in the cluster of the current kubeconfig (or the
+    /// pod's service account).
+    Run(thesa_operator::controller::RunArgs),
+    /// Print the CustomResourceDefinitions (`crds/` holds exactly this).
+    Crds,
+    /// Print every object the controller would apply for the
+    /// ThesaDeployments in the given manifests, offline.
+    ///
+    /// Findings and a summary go to stderr. Exit status: 0 when every
+    /// selected definition is accepted, 1 when one is rejected (it is left
+    /// out of the output) or a ThesaDeployment cannot be rendered, 2 when
+    /// the input cannot be read.
+    Render {
+        /// Manifest files or directories (searched recursively for .yaml,
+        /// .yml and .json): ThesaDeployments, ThesaDefinitions and the
+        /// ConfigMaps their specs refer to.
+        #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
+        paths: Vec<PathBuf>,
+        /// Directory of OpenAPI specs for specs not found in the manifests:
+        /// a `configMapKeyRef` reads the file named by its key; a
+        /// ThesaDeployment without `specs` gets every file (service ID =
+        /// file name without extension).
+        #[arg(long, value_name = "DIR")]
+        specs: Option<PathBuf>,
+        /// Namespace of manifests that do not name one.
+        #[arg(short, long, default_value = "default")]
+        namespace: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run(args) => thesa_operator::controller::main(args),
+        Command::Crds => {
+            let mut text = String::new();
+            for (_, crd) in manifest::crds() {
+                match manifest::to_yaml(&crd) {
+                    Ok(yaml) => text.push_str(&yaml),
+                    Err(err) => return fail(&format!("writing the CRDs: {err}")),
+                }
+            }
+            print_out(&text, ExitCode::SUCCESS)
+        }
+        Command::Render {
+            paths,
+            specs,
+            namespace,
+        } => {
+            let manifests = match render::read(&paths, &namespace) {
+                Ok(manifests) => manifests,
+                Err(err) => return fail(&err.to_string()),
+            };
+            match render::render(&manifests, specs.as_deref()) {
+                Ok(rendered) => {
+                    eprint!("{}", rendered.report);
+                    let code = if rendered.failed { ExitCode::from(1) } else { ExitCode::SUCCESS };
+                    print_out(&rendered.manifests, code)
+                }
+                Err(err) => fail(&err.to_string()),
+            }
+        }
+    }
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(2)
+}
+
+/// Writes to stdout; a closed pipe (`| head`) is not an error.
+fn print_out(text: &str, code: ExitCode) -> ExitCode {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => fail(&err.to_string()),
+        _ => code,
+    }
+}

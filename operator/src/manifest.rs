@@ -1,0 +1,89 @@
+//! Manifests as text: the CRDs and YAML output in a stable form.
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::crd::{ThesaDefinition, ThesaDeployment};
+
+/// The CustomResourceDefinitions, each with the file it is kept in under
+/// `crds/`.
+pub fn crds() -> Vec<(&'static str, CustomResourceDefinition)> {
+    vec![
+        ("thesadefinitions.thesa.io.yaml", structural(ThesaDefinition::crd())),
+        ("thesadeployments.thesa.io.yaml", structural(ThesaDeployment::crd())),
+    ]
+}
+
+/// Brings a derived CRD schema into the form the API server accepts and
+/// that keeps defaults in one place (the operator and the BFF):
+/// - no `default` keyword: the API server would otherwise write every
+///   compiled default of the BFF config into stored objects, and they would
+///   go stale when the defaults change;
+/// - integer-or-string fields use exactly the `anyOf` the structural-schema
+///   rules allow (durations are checked by the validator instead);
+/// - a field of any JSON type (a condition's `value`) preserves its value.
+fn structural(crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    let Ok(mut value) = serde_json::to_value(&crd) else {
+        return crd;
+    };
+    if let Some(versions) = value.pointer_mut("/spec/versions").and_then(Value::as_array_mut) {
+        for version in versions {
+            if let Some(schema) = version.pointer_mut("/schema/openAPIV3Schema") {
+                normalize(schema);
+            }
+        }
+    }
+    serde_json::from_value(value).unwrap_or(crd)
+}
+
+fn normalize(schema: &mut Value) {
+    let Some(node) = schema.as_object_mut() else {
+        return;
+    };
+    node.remove("default");
+    if node.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true)) {
+        node.insert(
+            "anyOf".into(),
+            json!([{ "type": "integer" }, { "type": "string" }]),
+        );
+        return;
+    }
+    let typed = ["type", "anyOf", "allOf", "oneOf", "x-kubernetes-preserve-unknown-fields"]
+        .iter()
+        .any(|k| node.contains_key(*k));
+    if !typed {
+        node.insert("x-kubernetes-preserve-unknown-fields".into(), Value::Bool(true));
+    }
+    for key in ["items", "additionalProperties"] {
+        if let Some(child) = node.get_mut(key) {
+            normalize(child);
+        }
+    }
+    if let Some(Value::Object(properties)) = node.get_mut("properties") {
+        properties.values_mut().for_each(normalize);
+    }
+    for key in ["anyOf", "allOf", "oneOf"] {
+        if let Some(Value::Array(branches)) = node.get_mut(key) {
+            branches.iter_mut().for_each(normalize);
+        }
+    }
+}
+
+/// Writes `value` as one YAML document starting with `---`.
+///
+/// # Errors
+/// When `value` cannot be represented as YAML (not the case for the types
+/// used here, whose maps have string keys).
+pub fn to_yaml<T: Serialize>(value: &T) -> Result<String, serde_saphyr::ser_error::Error> {
+    let body = serde_saphyr::to_string(value)?;
+    let newline = if body.ends_with('\n') { "" } else { "\n" };
+    Ok(format!("---\n{body}{newline}"))
+}
+
+/// A JSON value as YAML text without the document marker, for files in a
+/// ConfigMap.
+pub fn to_yaml_body(value: &Value) -> String {
+    serde_saphyr::to_string(value).unwrap_or_else(|_| value.to_string())
+}
