@@ -503,9 +503,13 @@ async fn apply(ctx: &Context, namespace: &str, children: &desired::Children) -> 
     for object in children.all() {
         let (api, kind, name) = dynamic_api(ctx, namespace, object);
         wanted.insert((kind.clone(), name.clone()));
-        api.patch(&name, &params, &Patch::Apply(object))
+        let live = api
+            .patch(&name, &params, &Patch::Apply(object))
             .await
             .map_err(Error::api(format!("applying {kind} {namespace}/{name}")))?;
+        if kind == "ConfigMap" {
+            remove_foreign_keys(&api, &name, object, &live.data).await?;
+        }
     }
     let Some(owner) = children.all().next().and_then(instance_label) else {
         return Ok(());
@@ -537,6 +541,41 @@ async fn apply(ctx: &Context, namespace: &str, children: &desired::Children) -> 
                 .map_err(Error::api(format!("deleting HorizontalPodAutoscaler {namespace}/{name}")))?;
         }
     }
+    Ok(())
+}
+
+/// Server-side apply leaves keys that another field manager added to a
+/// ConfigMap; in the definitions ConfigMap such a key would be a definition
+/// that never passed the gate. The operator's ConfigMaps hold exactly
+/// what it applied.
+async fn remove_foreign_keys(
+    api: &Api<DynamicObject>,
+    name: &str,
+    desired: &Value,
+    live: &Value,
+) -> Result<(), Error> {
+    let wanted = desired.get("data").and_then(Value::as_object);
+    let mut removals = serde_json::Map::new();
+    for field in ["data", "binaryData"] {
+        let extra: serde_json::Map<String, Value> = live
+            .get(field)
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .filter(|(key, _)| field == "binaryData" || !wanted.is_some_and(|w| w.contains_key(*key)))
+            .map(|(key, _)| (key.clone(), Value::Null))
+            .collect();
+        if !extra.is_empty() {
+            removals.insert(field.to_string(), Value::Object(extra));
+        }
+    }
+    if removals.is_empty() {
+        return Ok(());
+    }
+    warn!(configmap = %name, removed = ?removals, "removing keys the operator did not write");
+    api.patch(name, &PatchParams::default(), &Patch::Merge(Value::Object(removals)))
+        .await
+        .map_err(Error::api(format!("removing foreign keys from ConfigMap {name}")))?;
     Ok(())
 }
 

@@ -25,11 +25,13 @@ use serde_json::{Map, Value};
 /// searches and lookups, each bound to backend operations by `operationId`.
 /// The operator validates it with the specs of every ThesaDeployment that
 /// selects it and rolls it out only when it is valid.
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[kube(
     group = "thesa.io",
     version = "v1alpha1",
     kind = "ThesaDefinition",
+    derive = "Default",
+    derive = "PartialEq",
     namespaced,
     shortname = "tdef",
     category = "thesa",
@@ -97,11 +99,13 @@ pub struct StatusFinding {
 /// specs of its backends and the ThesaDefinitions it serves. The operator
 /// turns it into ConfigMaps, a ServiceAccount, a Service, a Deployment, a
 /// HorizontalPodAutoscaler and a PodDisruptionBudget.
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[kube(
     group = "thesa.io",
     version = "v1alpha1",
     kind = "ThesaDeployment",
+    derive = "Default",
+    derive = "PartialEq",
     namespaced,
     shortname = "tdep",
     category = "thesa",

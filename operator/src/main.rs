@@ -25,8 +25,13 @@ enum Command {
     /// Run the controller in the cluster of the current kubeconfig (or the
     /// pod's service account).
     Run(thesa_operator::controller::RunArgs),
-    /// Print the CustomResourceDefinitions (`crds/` holds exactly this).
-    Crds,
+    /// Print the CustomResourceDefinitions (`crds/` holds exactly this,
+    /// one file per CRD: regenerate it with `thesa-operator crds --dir crds`).
+    Crds {
+        /// Write one file per CRD into this directory instead of printing.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// Print every object the controller would apply for the
     /// ThesaDeployments in the given manifests, offline.
     ///
@@ -56,12 +61,21 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => thesa_operator::controller::main(args),
-        Command::Crds => {
+        Command::Crds { dir } => {
             let mut text = String::new();
-            for (_, crd) in manifest::crds() {
-                match manifest::to_yaml(&crd) {
-                    Ok(yaml) => text.push_str(&yaml),
+            for (file, crd) in manifest::crds() {
+                let yaml = match manifest::to_yaml(&crd) {
+                    Ok(yaml) => yaml,
                     Err(err) => return fail(&format!("writing the CRDs: {err}")),
+                };
+                match &dir {
+                    Some(dir) => {
+                        let path = dir.join(file);
+                        if let Err(err) = std::fs::write(&path, yaml) {
+                            return fail(&format!("writing {}: {err}", path.display()));
+                        }
+                    }
+                    None => text.push_str(&yaml),
                 }
             }
             print_out(&text, ExitCode::SUCCESS)
