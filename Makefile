@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help build run test lint fmt bench clean
+.PHONY: help build run test manifests e2e crds render lint fmt bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -13,12 +13,26 @@ build: ## Build both programs (debug)
 run: ## Validate the sample definitions against the sample specs
 	$(CARGO) run --locked -q -p thesa-bff -- validate --config config/config.yaml
 
-test: ## Run every test that can run here (cargo-nextest when installed)
+test: ## Run every test that can run here (cargo-nextest when installed), then the manifest checks and e2e
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --workspace --locked --no-fail-fast; \
 	else \
 		$(CARGO) test --workspace --locked --no-fail-fast; \
 	fi
+	$(MAKE) manifests
+	$(MAKE) e2e
+
+manifests: ## Validate rendered manifests, CRDs and sample CRs against the Kubernetes schemas
+	bash scripts/validate-manifests.sh
+
+e2e: ## Real-cluster suite: runs when KUBECONFIG points at a cluster, says it was skipped otherwise
+	bash e2e/run.sh
+
+crds: ## Regenerate crds/ from the Rust types
+	$(CARGO) run --locked -q -p thesa-operator -- crds --dir crds
+
+render: ## Print what the operator would apply for the samples
+	$(CARGO) run --locked -q -p thesa-operator -- render -f samples/thesadeployment.yaml samples/definitions --specs specs
 
 lint: ## clippy with warnings as errors, and rustfmt --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings

@@ -23,7 +23,8 @@ pub fn crds() -> Vec<(&'static str, CustomResourceDefinition)> {
 ///   go stale when the defaults change;
 /// - integer-or-string fields use exactly the `anyOf` the structural-schema
 ///   rules allow (durations are checked by the validator instead);
-/// - a field of any JSON type (a condition's `value`) preserves its value.
+/// - a field of any JSON type (a condition's `value`), or a string that may
+///   also be written as a boolean or number, preserves its value.
 fn structural(crd: CustomResourceDefinition) -> CustomResourceDefinition {
     let Ok(mut value) = serde_json::to_value(&crd) else {
         return crd;
@@ -43,6 +44,16 @@ fn normalize(schema: &mut Value) {
         return;
     };
     node.remove("default");
+    // A string the definition format also accepts as a boolean or number
+    // (`read_only: true`), as Thesa's loader does: the API server keeps the
+    // value as written and the validator checks it.
+    // (Marked with a format of its own: the CRD schema type keeps no custom
+    // keywords.)
+    if node.get("format").and_then(Value::as_str) == Some("thesa-any-scalar") {
+        node.retain(|k, _| k == "description");
+        node.insert("x-kubernetes-preserve-unknown-fields".into(), Value::Bool(true));
+        return;
+    }
     if node.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true)) {
         node.insert(
             "anyOf".into(),

@@ -178,6 +178,7 @@ pub struct Filter {
     pub options: Option<Options>,
     /// Initial value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "thesa-any-scalar"))]
     pub default: Option<String>,
 }
 
@@ -245,6 +246,7 @@ pub struct Field {
     /// `true`, or a capability that makes the field editable for those who
     /// have it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "thesa-any-scalar"))]
     pub read_only: Option<String>,
     /// Whether a value is required.
     #[serde(default, skip_serializing_if = "is_false")]
