@@ -41,8 +41,9 @@ lint: ## clippy with warnings as errors, and rustfmt --check
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
-bench: ## Validation benchmark (release build; see BENCHMARKS.md)
+bench: ## Validation and reconcile benchmarks (release build; see BENCHMARKS.md)
 	$(CARGO) bench --locked -p thesa-core --bench validate
+	$(CARGO) bench --locked -p thesa-operator --bench reconcile
 
 clean: ## Remove build output
 	$(CARGO) clean

@@ -53,7 +53,11 @@ impl Config {
 
     /// Loads a config from a JSON value (a custom resource's field), adding
     /// findings without positions.
-    pub fn from_value(source: &str, value: serde_json::Value, findings: &mut Vec<Finding>) -> Option<Self> {
+    pub fn from_value(
+        source: &str,
+        value: serde_json::Value,
+        findings: &mut Vec<Finding>,
+    ) -> Option<Self> {
         load::from_value(CONFIG_SCHEMA.get::<Self>(), source, value, findings)
     }
 
@@ -717,7 +721,11 @@ impl Policies {
     }
 
     /// Loads a policy document from a JSON value, adding findings.
-    pub fn from_value(source: &str, value: serde_json::Value, findings: &mut Vec<Finding>) -> Option<Self> {
+    pub fn from_value(
+        source: &str,
+        value: serde_json::Value,
+        findings: &mut Vec<Finding>,
+    ) -> Option<Self> {
         load::from_value(POLICIES_SCHEMA.get::<Self>(), source, value, findings)
     }
 

@@ -140,4 +140,3 @@ fn collect(
     ancestors.pop();
     Ok(())
 }
-

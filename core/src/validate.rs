@@ -242,7 +242,8 @@ fn catalog<'a, D: Borrow<LoadedDefinition>>(
         {
             let message = format!(
                 "domain {:?} is also defined by {}; each domain has one definition",
-                def.domain, definitions[first].borrow().source
+                def.domain,
+                definitions[first].borrow().source
             );
             reporter.report(Code::DuplicateDomain, &domain_path, message);
         }

@@ -81,7 +81,9 @@ pub fn set(
 
 /// Whether condition `type_` is `True`.
 pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
-    conditions.iter().any(|c| c.type_ == type_ && c.status == "True")
+    conditions
+        .iter()
+        .any(|c| c.type_ == type_ && c.status == "True")
 }
 
 /// Whether two condition lists say the same, ignoring transition times
@@ -106,16 +108,43 @@ mod tests {
     #[test]
     fn transition_time_changes_only_with_status() {
         let mut conditions = Vec::new();
-        set(&mut conditions, READY, false, reason::PODS_NOT_READY, "0/3", Some(1));
+        set(
+            &mut conditions,
+            READY,
+            false,
+            reason::PODS_NOT_READY,
+            "0/3",
+            Some(1),
+        );
         let first = conditions[0].last_transition_time.clone();
         conditions[0].last_transition_time = Time(Timestamp::UNIX_EPOCH);
-        set(&mut conditions, READY, false, reason::PODS_NOT_READY, "1/3", Some(2));
+        set(
+            &mut conditions,
+            READY,
+            false,
+            reason::PODS_NOT_READY,
+            "1/3",
+            Some(2),
+        );
         assert_eq!(conditions.len(), 1);
-        assert_eq!(conditions[0].last_transition_time, Time(Timestamp::UNIX_EPOCH));
+        assert_eq!(
+            conditions[0].last_transition_time,
+            Time(Timestamp::UNIX_EPOCH)
+        );
         assert_eq!(conditions[0].message, "1/3");
         assert_eq!(conditions[0].observed_generation, Some(2));
-        set(&mut conditions, READY, true, reason::PODS_READY, "3/3", Some(2));
-        assert_ne!(conditions[0].last_transition_time, Time(Timestamp::UNIX_EPOCH));
+        set(
+            &mut conditions,
+            READY,
+            true,
+            reason::PODS_READY,
+            "3/3",
+            Some(2),
+        );
+        assert_ne!(
+            conditions[0].last_transition_time,
+            Time(Timestamp::UNIX_EPOCH)
+        );
         assert!(conditions[0].last_transition_time >= first);
         assert!(is_true(&conditions, READY));
     }

@@ -15,13 +15,12 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
-    PatchParams,
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
 };
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::core::PartialObjectMeta;
 use kube::runtime::{WatchStreamExt, reflector as reflect, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
@@ -94,7 +93,11 @@ pub struct Context {
 
 impl Context {
     /// A context over `client` and a definitions cache.
-    pub fn new(client: Client, definitions: Store<ThesaDefinition>, handlers: BTreeSet<String>) -> Self {
+    pub fn new(
+        client: Client,
+        definitions: Store<ThesaDefinition>,
+        handlers: BTreeSet<String>,
+    ) -> Self {
         let reporter = Reporter {
             controller: MANAGER.into(),
             instance: std::env::var("POD_NAME").ok(),
@@ -144,7 +147,10 @@ async fn run(args: RunArgs) -> Result<(), kube::Error> {
     );
     let scoped = |client: &Client| -> (Api<ThesaDeployment>, Api<ThesaDefinition>) {
         match &args.namespace {
-            Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns)),
+            Some(ns) => (
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+            ),
             None => (Api::all(client.clone()), Api::all(client.clone())),
         }
     };
@@ -155,7 +161,8 @@ async fn run(args: RunArgs) -> Result<(), kube::Error> {
             None => Api::all(client),
         }
     };
-    let owned = watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGER}"));
+    let owned =
+        watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGER}"));
 
     let (definitions, writer) = reflector::store();
     let definition_events = reflect(writer, watcher(tdefs, watcher::Config::default()))
@@ -177,21 +184,30 @@ async fn run(args: RunArgs) -> Result<(), kube::Error> {
         .owns(Api::<Deployment>::all(client.clone()), owned.clone())
         .owns(Api::<Service>::all(client.clone()), owned.clone())
         .owns(Api::<ServiceAccount>::all(client.clone()), owned.clone())
-        .owns(Api::<HorizontalPodAutoscaler>::all(client.clone()), owned.clone())
+        .owns(
+            Api::<HorizontalPodAutoscaler>::all(client.clone()),
+            owned.clone(),
+        )
         .owns(Api::<PodDisruptionBudget>::all(client.clone()), owned)
         .watches_stream(definition_events, move |tdef| {
             selecting(&by_definition.state(), &tdef)
         })
         .watches_stream(
-            watcher(metadata::<ConfigMap>(&client, args.namespace.as_deref()), watcher::Config::default())
-                .default_backoff()
-                .touched_objects(),
+            watcher(
+                metadata::<ConfigMap>(&client, args.namespace.as_deref()),
+                watcher::Config::default(),
+            )
+            .default_backoff()
+            .touched_objects(),
             move |cm| referencing(&by_config_map.state(), &cm, References::ConfigMap),
         )
         .watches_stream(
-            watcher(metadata::<Secret>(&client, args.namespace.as_deref()), watcher::Config::default())
-                .default_backoff()
-                .touched_objects(),
+            watcher(
+                metadata::<Secret>(&client, args.namespace.as_deref()),
+                watcher::Config::default(),
+            )
+            .default_backoff()
+            .touched_objects(),
             move |secret| referencing(&by_secret.state(), &secret, References::Secret),
         )
         .shutdown_on_signal()
@@ -209,7 +225,13 @@ async fn run(args: RunArgs) -> Result<(), kube::Error> {
 /// A metadata-only API over `K`, in one namespace or all.
 fn metadata<K>(client: &Client, namespace: Option<&str>) -> Api<PartialObjectMeta<K>>
 where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
 {
     match namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
@@ -253,7 +275,9 @@ fn referencing<K: Resource>(
         .filter(|d| d.namespace() == object.meta().namespace)
         .filter(|d| match kind {
             References::ConfigMap => d.spec.specs.iter().any(|s| {
-                s.config_map_key_ref.as_ref().is_some_and(|r| r.name == name)
+                s.config_map_key_ref
+                    .as_ref()
+                    .is_some_and(|r| r.name == name)
             }),
             References::Secret => secret_names(d).contains(name),
         })
@@ -345,8 +369,19 @@ async fn reconcile_inner(tdep: &ThesaDeployment, ctx: &Context) -> Result<Action
     let deployment = deployments
         .get_opt(&tdep.name_any())
         .await
-        .map_err(Error::api(format!("reading Deployment {namespace}/{}", tdep.name_any())))?;
-    deployment_status(ctx, tdep, deployment.as_ref(), &problems, apply_error.as_deref(), counts).await?;
+        .map_err(Error::api(format!(
+            "reading Deployment {namespace}/{}",
+            tdep.name_any()
+        )))?;
+    deployment_status(
+        ctx,
+        tdep,
+        deployment.as_ref(),
+        &problems,
+        apply_error.as_deref(),
+        counts,
+    )
+    .await?;
     match apply_error {
         Some(message) => Err(Error::Api {
             action: "applying the children".into(),
@@ -380,8 +415,14 @@ async fn dereference<'a>(
             let cm = config_maps
                 .get_opt(&reference.name)
                 .await
-                .map_err(Error::api(format!("reading ConfigMap {namespace}/{}", reference.name)))?;
-            match cm.as_ref().and_then(|cm| cm.data.as_ref()?.get(&reference.key)) {
+                .map_err(Error::api(format!(
+                    "reading ConfigMap {namespace}/{}",
+                    reference.name
+                )))?;
+            match cm
+                .as_ref()
+                .and_then(|cm| cm.data.as_ref()?.get(&reference.key))
+            {
                 Some(text) => {
                     specs.insert(source.service_id.clone(), text.clone());
                 }
@@ -477,7 +518,11 @@ async fn served_now(
         .await
         .map_err(Error::api(format!("listing the ConfigMaps of {name}")))?;
     let mut files = Vec::new();
-    for cm in list.items.iter().filter(|cm| cm.name_any().starts_with(&prefix)) {
+    for cm in list
+        .items
+        .iter()
+        .filter(|cm| cm.name_any().starts_with(&prefix))
+    {
         let sources: BTreeMap<String, String> = cm
             .annotations()
             .get(SOURCES_ANNOTATION)
@@ -531,14 +576,19 @@ async fn apply(ctx: &Context, namespace: &str, children: &desired::Children) -> 
                 .map_err(Error::api(format!("deleting ConfigMap {namespace}/{name}")))?;
         }
     }
-    let stale_hpas = hpas.list_metadata(&lp).await.map_err(Error::api("listing HPAs"))?;
+    let stale_hpas = hpas
+        .list_metadata(&lp)
+        .await
+        .map_err(Error::api("listing HPAs"))?;
     for hpa in stale_hpas.items {
         let name = hpa.name_any();
         if !wanted.contains(&("HorizontalPodAutoscaler".to_string(), name.clone())) {
             info!(hpa = %name, "deleting the HorizontalPodAutoscaler: autoscaling is off");
             hpas.delete(&name, &DeleteParams::default())
                 .await
-                .map_err(Error::api(format!("deleting HorizontalPodAutoscaler {namespace}/{name}")))?;
+                .map_err(Error::api(format!(
+                    "deleting HorizontalPodAutoscaler {namespace}/{name}"
+                )))?;
         }
     }
     Ok(())
@@ -562,7 +612,9 @@ async fn remove_foreign_keys(
             .and_then(Value::as_object)
             .into_iter()
             .flatten()
-            .filter(|(key, _)| field == "binaryData" || !wanted.is_some_and(|w| w.contains_key(*key)))
+            .filter(|(key, _)| {
+                field == "binaryData" || !wanted.is_some_and(|w| w.contains_key(*key))
+            })
             .map(|(key, _)| (key.clone(), Value::Null))
             .collect();
         if !extra.is_empty() {
@@ -573,18 +625,33 @@ async fn remove_foreign_keys(
         return Ok(());
     }
     warn!(configmap = %name, removed = ?removals, "removing keys the operator did not write");
-    api.patch(name, &PatchParams::default(), &Patch::Merge(Value::Object(removals)))
-        .await
-        .map_err(Error::api(format!("removing foreign keys from ConfigMap {name}")))?;
+    api.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(Value::Object(removals)),
+    )
+    .await
+    .map_err(Error::api(format!(
+        "removing foreign keys from ConfigMap {name}"
+    )))?;
     Ok(())
 }
 
 fn instance_label(object: &Value) -> Option<String> {
     let labels = object.pointer("/metadata/labels")?;
-    Some(labels.get("app.kubernetes.io/instance")?.as_str()?.to_string())
+    Some(
+        labels
+            .get("app.kubernetes.io/instance")?
+            .as_str()?
+            .to_string(),
+    )
 }
 
-fn dynamic_api(ctx: &Context, namespace: &str, object: &Value) -> (Api<DynamicObject>, String, String) {
+fn dynamic_api(
+    ctx: &Context,
+    namespace: &str,
+    object: &Value,
+) -> (Api<DynamicObject>, String, String) {
     let text = |pointer: &str| {
         object
             .pointer(pointer)
@@ -602,7 +669,11 @@ fn dynamic_api(ctx: &Context, namespace: &str, object: &Value) -> (Api<DynamicOb
 
 /// Writes the verdict of `tdep` into the definition's status, keeping what
 /// other ThesaDeployments concluded about the same generation.
-async fn definition_status(ctx: &Context, tdep: &ThesaDeployment, verdict: &Verdict) -> Result<(), Error> {
+async fn definition_status(
+    ctx: &Context,
+    tdep: &ThesaDeployment,
+    verdict: &Verdict,
+) -> Result<(), Error> {
     let Some((namespace, name)) = verdict.name.split_once('/') else {
         return Ok(());
     };
@@ -617,14 +688,31 @@ async fn definition_status(ctx: &Context, tdep: &ThesaDeployment, verdict: &Verd
         return Ok(());
     }
     let api: Api<ThesaDefinition> = Api::namespaced(ctx.client.clone(), namespace);
-    api.patch_status(name, &PatchParams::default(), &Patch::Merge(json!({ "status": status })))
-        .await
-        .map_err(Error::api(format!("updating the status of ThesaDefinition {}", verdict.name)))?;
+    api.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "status": status })),
+    )
+    .await
+    .map_err(Error::api(format!(
+        "updating the status of ThesaDefinition {}",
+        verdict.name
+    )))?;
     let was_rejected = old.observed_generation == verdict.generation
-        && old.conditions.iter().any(|c| c.type_ == conditions::ACCEPTED && c.status == "False");
+        && old
+            .conditions
+            .iter()
+            .any(|c| c.type_ == conditions::ACCEPTED && c.status == "False");
     if !verdict.accepted && !was_rejected {
-        let errors = verdict.findings.iter().filter(|f| f.severity == Severity::Error);
-        let first = errors.clone().next().map(ToString::to_string).unwrap_or_default();
+        let errors = verdict
+            .findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error);
+        let first = errors
+            .clone()
+            .next()
+            .map(ToString::to_string)
+            .unwrap_or_default();
         let note = format!(
             "generation {} rejected by ThesaDeployment {deployment} ({} errors); first: {first}",
             verdict.generation.unwrap_or_default(),
@@ -665,9 +753,15 @@ pub fn merged_definition_status(
         deployment: Some(deployment.to_string()),
     }));
     findings.truncate(MAX_STATUS_FINDINGS);
-    let errors: Vec<StatusFinding> =
-        findings.iter().filter(|f| f.severity == "error").cloned().collect();
-    let accepted = verdict.accepted && errors.iter().all(|f| f.deployment.as_deref() == Some(deployment));
+    let errors: Vec<StatusFinding> = findings
+        .iter()
+        .filter(|f| f.severity == "error")
+        .cloned()
+        .collect();
+    let accepted = verdict.accepted
+        && errors
+            .iter()
+            .all(|f| f.deployment.as_deref() == Some(deployment));
     let mut status = ThesaDefinitionStatus {
         observed_generation: verdict.generation,
         checksum: verdict.checksum.map(|c| format!("sha256:{c}")),
@@ -693,7 +787,11 @@ pub fn merged_definition_status(
             (true, None) => "the revision served before keeps being served".to_string(),
             (false, _) => "its domain is left out until a valid revision is applied".to_string(),
         };
-        let reason = if verdict.findings.iter().any(|f| f.severity == Severity::Error) {
+        let reason = if verdict
+            .findings
+            .iter()
+            .any(|f| f.severity == Severity::Error)
+        {
             reason::INVALID
         } else {
             reason::DEPENDENCY_REJECTED
@@ -753,9 +851,15 @@ async fn deployment_status(
     let name = tdep.name_any();
     let api: Api<ThesaDeployment> =
         Api::namespaced(ctx.client.clone(), &tdep.namespace().unwrap_or_default());
-    api.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({ "status": status })))
-        .await
-        .map_err(Error::api(format!("updating the status of ThesaDeployment {name}")))?;
+    api.patch_status(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "status": status })),
+    )
+    .await
+    .map_err(Error::api(format!(
+        "updating the status of ThesaDeployment {name}"
+    )))?;
     Ok(())
 }
 
@@ -792,7 +896,11 @@ pub fn deployment_status_of(
     let blocked = !problems.is_empty();
     if !blocked {
         let (ok, why, message) = if counts.rejected == 0 {
-            (true, reason::ALL_ACCEPTED, format!("{} definitions accepted", counts.accepted))
+            (
+                true,
+                reason::ALL_ACCEPTED,
+                format!("{} definitions accepted", counts.accepted),
+            )
         } else {
             (
                 false,
@@ -804,7 +912,13 @@ pub fn deployment_status_of(
                 ),
             )
         };
-        set(&mut conditions_list, conditions::DEFINITIONS_VALID, ok, why, message);
+        set(
+            &mut conditions_list,
+            conditions::DEFINITIONS_VALID,
+            ok,
+            why,
+            message,
+        );
     }
     let degraded = if blocked {
         Some((reason::INVALID_SPEC, truncate(problems.join("; "), 1000)))
@@ -814,29 +928,72 @@ pub fn deployment_status_of(
         failed_condition.map(|c| {
             (
                 reason::DEPLOYMENT_FAILED,
-                format!("{}: {}", c.reason.clone().unwrap_or_default(), c.message.clone().unwrap_or_default()),
+                format!(
+                    "{}: {}",
+                    c.reason.clone().unwrap_or_default(),
+                    c.message.clone().unwrap_or_default()
+                ),
             )
         })
     };
     match &degraded {
-        Some((why, message)) => set(&mut conditions_list, conditions::DEGRADED, true, why, message.clone()),
-        None => set(&mut conditions_list, conditions::DEGRADED, false, reason::AS_EXPECTED, String::new()),
+        Some((why, message)) => set(
+            &mut conditions_list,
+            conditions::DEGRADED,
+            true,
+            why,
+            message.clone(),
+        ),
+        None => set(
+            &mut conditions_list,
+            conditions::DEGRADED,
+            false,
+            reason::AS_EXPECTED,
+            String::new(),
+        ),
     }
     let (progressing, why, message) = if tdep.spec.paused {
-        (false, reason::PAUSED, "spec.paused is set: changes are not rolled out".to_string())
+        (
+            false,
+            reason::PAUSED,
+            "spec.paused is set: changes are not rolled out".to_string(),
+        )
     } else if rolled_out {
-        (false, reason::COMPLETE, format!("{updated} pods run the current template"))
+        (
+            false,
+            reason::COMPLETE,
+            format!("{updated} pods run the current template"),
+        )
     } else {
-        (true, reason::ROLLING_OUT, format!("{updated} of {wanted} pods updated"))
+        (
+            true,
+            reason::ROLLING_OUT,
+            format!("{updated} of {wanted} pods updated"),
+        )
     };
-    set(&mut conditions_list, conditions::PROGRESSING, progressing, why, message);
+    set(
+        &mut conditions_list,
+        conditions::PROGRESSING,
+        progressing,
+        why,
+        message,
+    );
     let is_ready = degraded.is_none() && rolled_out && wanted > 0 && ready >= wanted;
     let (why, message) = if is_ready {
         (reason::PODS_READY, format!("{ready}/{wanted} pods ready"))
     } else {
-        (reason::PODS_NOT_READY, format!("{ready}/{wanted} pods ready"))
+        (
+            reason::PODS_NOT_READY,
+            format!("{ready}/{wanted} pods ready"),
+        )
     };
-    set(&mut conditions_list, conditions::READY, is_ready, why, message);
+    set(
+        &mut conditions_list,
+        conditions::READY,
+        is_ready,
+        why,
+        message,
+    );
 
     let selector = desired::selector_labels(&tdep.name_any())
         .iter()
@@ -850,7 +1007,11 @@ pub fn deployment_status_of(
         ready_replicas: ready,
         updated_replicas: updated,
         selector: Some(selector),
-        definitions: if blocked { old.definitions.clone() } else { counts },
+        definitions: if blocked {
+            old.definitions.clone()
+        } else {
+            counts
+        },
         image: Some(tdep.spec.image.clone()),
     }
 }

@@ -8,6 +8,10 @@
 //! lets through is loaded by `thesa-core`, so an odd object gives findings
 //! in its status instead of breaking the controller's watch.
 
+// kube's `printcolumn(...)` repeats `type_ = ...` per column, which clippy
+// mistakes for a duplicated attribute.
+#![allow(clippy::duplicated_attributes)]
+
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
@@ -44,7 +48,11 @@ use serde_json::{Map, Value};
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Accepted\")].status"
     ),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 pub struct ThesaDefinitionSpec {
     /// The definition document, in the format of `definitions/*.yaml`.
@@ -121,13 +129,21 @@ pub struct StatusFinding {
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
     ),
-    printcolumn(name = "Replicas", type_ = "integer", json_path = ".status.readyReplicas"),
+    printcolumn(
+        name = "Replicas",
+        type_ = "integer",
+        json_path = ".status.readyReplicas"
+    ),
     printcolumn(
         name = "Definitions",
         type_ = "integer",
         json_path = ".status.definitions.accepted"
     ),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ThesaDeploymentSpec {

@@ -134,9 +134,21 @@ pub fn build(input: &Input<'_>) -> Result<Children, BuildError> {
     }
 
     let mut workload = vec![
-        meta.object("v1", "ServiceAccount", &name, json!({ "automountServiceAccountToken": false })),
+        meta.object(
+            "v1",
+            "ServiceAccount",
+            &name,
+            json!({ "automountServiceAccountToken": false }),
+        ),
         service(&meta, tdep),
-        deployment(&meta, input, &config, &checksum, &spec_names, &definition_names)?,
+        deployment(
+            &meta,
+            input,
+            &config,
+            &checksum,
+            &spec_names,
+            &definition_names,
+        )?,
     ];
     if let Some(autoscaling) = &tdep.spec.autoscaling {
         workload.push(hpa(&meta, autoscaling));
@@ -291,7 +303,10 @@ impl Meta {
 /// The labels that select a deployment's pods.
 pub fn selector_labels(name: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
-        ("app.kubernetes.io/name".to_string(), "thesa-bff".to_string()),
+        (
+            "app.kubernetes.io/name".to_string(),
+            "thesa-bff".to_string(),
+        ),
         ("app.kubernetes.io/instance".to_string(), name.to_string()),
     ])
 }
@@ -341,8 +356,14 @@ fn deployment(
     annotations.extend([
         ("prometheus.io/scrape".to_string(), "true".to_string()),
         ("prometheus.io/port".to_string(), port.to_string()),
-        ("prometheus.io/path".to_string(), config.observability.metrics.path.clone()),
-        (CHECKSUM_ANNOTATION.to_string(), format!("sha256:{checksum}")),
+        (
+            "prometheus.io/path".to_string(),
+            config.observability.metrics.path.clone(),
+        ),
+        (
+            CHECKSUM_ANNOTATION.to_string(),
+            format!("sha256:{checksum}"),
+        ),
     ]);
 
     let grace = grace_period(config.server.shutdown_timeout);
@@ -412,7 +433,10 @@ fn deployment(
         ("nodeSelector", json!(spec.node_selector)),
         ("tolerations", json!(spec.tolerations)),
         ("affinity", json!(spec.affinity)),
-        ("topologySpreadConstraints", json!(spec.topology_spread_constraints)),
+        (
+            "topologySpreadConstraints",
+            json!(spec.topology_spread_constraints),
+        ),
     ];
     for (key, value) in scheduling {
         if !is_empty(&value) {
@@ -436,7 +460,12 @@ fn deployment(
     if spec.autoscaling.is_none() {
         deployment_spec["replicas"] = json!(spec.replicas.unwrap_or(3));
     }
-    Ok(meta.object("apps/v1", "Deployment", &name, json!({ "spec": deployment_spec })))
+    Ok(meta.object(
+        "apps/v1",
+        "Deployment",
+        &name,
+        json!({ "spec": deployment_spec }),
+    ))
 }
 
 fn is_empty(value: &Value) -> bool {

@@ -89,7 +89,12 @@ pub fn decide(
 ) -> Outcome {
     let (meta, loaded): (Vec<_>, Vec<_>) = candidates
         .into_iter()
-        .map(|c| ((c.name, c.generation, c.document, c.load_findings), c.loaded))
+        .map(|c| {
+            (
+                (c.name, c.generation, c.document, c.load_findings),
+                c.loaded,
+            )
+        })
         .unzip();
     let mut findings: Vec<Vec<Finding>> = meta.iter().map(|m| m.3.clone()).collect();
     let mut accepted: Vec<bool> = findings.iter().map(|f| !has_errors(f)).collect();
@@ -110,7 +115,10 @@ pub fn decide(
         .filter(|(_, file)| names.contains(file.owner.as_str()))
         .map(|(j, file)| {
             let source = format!("{} (served revision)", file.owner);
-            (j, LoadedDefinition::from_text(source, &file.text, &mut Vec::new()))
+            (
+                j,
+                LoadedDefinition::from_text(source, &file.text, &mut Vec::new()),
+            )
         })
         .collect();
     let mut dropped: BTreeSet<usize> = BTreeSet::new();
@@ -134,13 +142,19 @@ pub fn decide(
                 .map(|(j, l)| (Member::Previous(*j), l)),
         );
         let definitions: Vec<&LoadedDefinition> = set.iter().map(|(_, l)| *l).collect();
-        let errors: Vec<Finding> = validate::validate(&definitions, index, handlers)
-            .into_iter()
-            .filter(|f| f.severity == Severity::Error)
-            .collect();
+        // With nothing rejected the set is the one round one passed.
+        let errors: Vec<Finding> = if rejected.is_empty() {
+            Vec::new()
+        } else {
+            validate::validate(&definitions, index, handlers)
+                .into_iter()
+                .filter(|f| f.severity == Severity::Error)
+                .collect()
+        };
         if errors.is_empty() {
             let served = served_files(&set, &meta, previous);
-            let set_checksum = checksum::set_checksum(served.iter().map(|(f, sum)| (f.key.as_str(), *sum)));
+            let set_checksum =
+                checksum::set_checksum(served.iter().map(|(f, sum)| (f.key.as_str(), *sum)));
             let served: Vec<ServedFile> = served.into_iter().map(|(f, _)| f).collect();
             let verdicts = verdicts(meta, &loaded, findings, accepted, &served);
             return Outcome {
@@ -150,7 +164,11 @@ pub fn decide(
             };
         }
         for finding in errors {
-            match set.iter().find(|(_, l)| l.source == finding.source).map(|(m, _)| *m) {
+            match set
+                .iter()
+                .find(|(_, l)| l.source == finding.source)
+                .map(|(m, _)| *m)
+            {
                 Some(Member::Candidate(i)) => {
                     accepted[i] = false;
                     findings[i].push(finding);
@@ -205,18 +223,20 @@ fn verdicts(
     meta.into_iter()
         .zip(loaded.iter())
         .zip(findings.into_iter().zip(accepted))
-        .map(|(((name, generation, _, _), loaded), (mut findings, accepted))| {
-            findings.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
-            findings.dedup();
-            let kept_previous = !accepted && served.iter().any(|f| f.owner == name);
-            Verdict {
-                name,
-                generation,
-                accepted,
-                findings,
-                checksum: loaded.checksum(),
-                kept_previous,
-            }
-        })
+        .map(
+            |(((name, generation, _, _), loaded), (mut findings, accepted))| {
+                findings.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+                findings.dedup();
+                let kept_previous = !accepted && served.iter().any(|f| f.owner == name);
+                Verdict {
+                    name,
+                    generation,
+                    accepted,
+                    findings,
+                    checksum: loaded.checksum(),
+                    kept_previous,
+                }
+            },
+        )
         .collect()
 }

@@ -92,7 +92,11 @@ fn main() -> ExitCode {
             match render::render(&manifests, specs.as_deref()) {
                 Ok(rendered) => {
                     eprint!("{}", rendered.report);
-                    let code = if rendered.failed { ExitCode::from(1) } else { ExitCode::SUCCESS };
+                    let code = if rendered.failed {
+                        ExitCode::from(1)
+                    } else {
+                        ExitCode::SUCCESS
+                    };
                     print_out(&rendered.manifests, code)
                 }
                 Err(err) => fail(&err.to_string()),
@@ -109,7 +113,10 @@ fn fail(message: &str) -> ExitCode {
 /// Writes to stdout; a closed pipe (`| head`) is not an error.
 fn print_out(text: &str, code: ExitCode) -> ExitCode {
     let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
         Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => fail(&err.to_string()),
         _ => code,
     }

@@ -11,8 +11,14 @@ use crate::crd::{ThesaDefinition, ThesaDeployment};
 /// `crds/`.
 pub fn crds() -> Vec<(&'static str, CustomResourceDefinition)> {
     vec![
-        ("thesadefinitions.thesa.io.yaml", structural(ThesaDefinition::crd())),
-        ("thesadeployments.thesa.io.yaml", structural(ThesaDeployment::crd())),
+        (
+            "thesadefinitions.thesa.io.yaml",
+            structural(ThesaDefinition::crd()),
+        ),
+        (
+            "thesadeployments.thesa.io.yaml",
+            structural(ThesaDeployment::crd()),
+        ),
     ]
 }
 
@@ -29,7 +35,10 @@ fn structural(crd: CustomResourceDefinition) -> CustomResourceDefinition {
     let Ok(mut value) = serde_json::to_value(&crd) else {
         return crd;
     };
-    if let Some(versions) = value.pointer_mut("/spec/versions").and_then(Value::as_array_mut) {
+    if let Some(versions) = value
+        .pointer_mut("/spec/versions")
+        .and_then(Value::as_array_mut)
+    {
         for version in versions {
             if let Some(schema) = version.pointer_mut("/schema/openAPIV3Schema") {
                 normalize(schema);
@@ -51,7 +60,10 @@ fn normalize(schema: &mut Value) {
     // keywords.)
     if node.get("format").and_then(Value::as_str) == Some("thesa-any-scalar") {
         node.retain(|k, _| k == "description");
-        node.insert("x-kubernetes-preserve-unknown-fields".into(), Value::Bool(true));
+        node.insert(
+            "x-kubernetes-preserve-unknown-fields".into(),
+            Value::Bool(true),
+        );
         return;
     }
     if node.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true)) {
@@ -61,11 +73,20 @@ fn normalize(schema: &mut Value) {
         );
         return;
     }
-    let typed = ["type", "anyOf", "allOf", "oneOf", "x-kubernetes-preserve-unknown-fields"]
-        .iter()
-        .any(|k| node.contains_key(*k));
+    let typed = [
+        "type",
+        "anyOf",
+        "allOf",
+        "oneOf",
+        "x-kubernetes-preserve-unknown-fields",
+    ]
+    .iter()
+    .any(|k| node.contains_key(*k));
     if !typed {
-        node.insert("x-kubernetes-preserve-unknown-fields".into(), Value::Bool(true));
+        node.insert(
+            "x-kubernetes-preserve-unknown-fields".into(),
+            Value::Bool(true),
+        );
     }
     for key in ["items", "additionalProperties"] {
         if let Some(child) = node.get_mut(key) {

@@ -140,5 +140,9 @@ fn describe(finding: &Finding) -> String {
 
 /// `namespace/name` of an object.
 pub fn full_name<K: ResourceExt>(object: &K) -> String {
-    format!("{}/{}", object.namespace().unwrap_or_default(), object.name_any())
+    format!(
+        "{}/{}",
+        object.namespace().unwrap_or_default(),
+        object.name_any()
+    )
 }

@@ -111,14 +111,22 @@ fn add(
     namespace: &str,
 ) -> Result<(), ReadError> {
     let mut value = document.to_json();
-    let kind = value.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
+    let kind = value
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     let api_version = value
         .get("apiVersion")
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
     let meta = value.get("metadata").cloned().unwrap_or(Value::Null);
-    let name = meta.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+    let name = meta
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     if meta.get("namespace").is_none() {
         if let Some(m) = value.get_mut("metadata").and_then(Value::as_object_mut) {
             m.insert("namespace".into(), namespace.into());
@@ -133,8 +141,8 @@ fn add(
     };
     match (api_version.as_str(), kind.as_str()) {
         ("thesa.io/v1alpha1", "ThesaDeployment") => {
-            let tdep: ThesaDeployment =
-                serde_json::from_value(value).map_err(|e| shape("ThesaDeployment", e.to_string()))?;
+            let tdep: ThesaDeployment = serde_json::from_value(value)
+                .map_err(|e| shape("ThesaDeployment", e.to_string()))?;
             manifests.deployments.push((file.to_string(), tdep));
         }
         ("thesa.io/v1alpha1", "ThesaDefinition") => {
@@ -163,7 +171,9 @@ fn add(
         ("v1", "ConfigMap") => {
             let config_map: ConfigMap =
                 serde_json::from_value(value).map_err(|e| shape("ConfigMap", e.to_string()))?;
-            manifests.config_maps.insert(plan::full_name(&config_map), config_map);
+            manifests
+                .config_maps
+                .insert(plan::full_name(&config_map), config_map);
         }
         _ => manifests.skipped += 1,
     }
@@ -189,12 +199,16 @@ pub struct Rendered {
 ///
 /// # Errors
 /// When a spec file cannot be read.
-pub fn render(manifests: &Manifests, specs_dir: Option<&std::path::Path>) -> Result<Rendered, SourceError> {
+pub fn render(
+    manifests: &Manifests,
+    specs_dir: Option<&std::path::Path>,
+) -> Result<Rendered, SourceError> {
     let mut out = Rendered::default();
     let mut deployments: Vec<&(String, ThesaDeployment)> = manifests.deployments.iter().collect();
     deployments.sort_by_key(|(_, d)| plan::full_name(d));
     if deployments.is_empty() {
-        out.report.push_str("no ThesaDeployment in the manifests: nothing to render\n");
+        out.report
+            .push_str("no ThesaDeployment in the manifests: nothing to render\n");
         out.failed = true;
     }
     for (_, tdep) in deployments {
@@ -228,7 +242,11 @@ pub fn render(manifests: &Manifests, specs_dir: Option<&std::path::Path>) -> Res
                 );
                 for verdict in &outcome.verdicts {
                     if !verdict.accepted {
-                        let _ = writeln!(out.report, "  ThesaDefinition {} rejected: left out", verdict.name);
+                        let _ = writeln!(
+                            out.report,
+                            "  ThesaDefinition {} rejected: left out",
+                            verdict.name
+                        );
                     }
                     for finding in &verdict.findings {
                         let _ = writeln!(out.report, "    {finding}");
@@ -283,7 +301,10 @@ fn specs_for(
     if let (true, Some(dir)) = (tdep.spec.specs.is_empty(), specs_dir) {
         for path in files::list_dir(dir)? {
             if path.is_file() && files::is_document(&path) {
-                let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+                let stem = path
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or_default();
                 specs.insert(stem.to_string(), files::read(&path)?);
             }
         }

@@ -37,7 +37,10 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn expression(key: &str, operator: &str, values: &[&str]) -> LabelSelector {
@@ -54,7 +57,10 @@ mod tests {
     #[test]
     fn empty_and_missing_selectors_match_everything() {
         assert!(matches(None, &labels(&[])));
-        assert!(matches(Some(&LabelSelector::default()), &labels(&[("a", "b")])));
+        assert!(matches(
+            Some(&LabelSelector::default()),
+            &labels(&[("a", "b")])
+        ));
     }
 
     #[test]
@@ -63,16 +69,25 @@ mod tests {
             match_labels: Some(labels(&[("team", "orders"), ("tier", "bff")])),
             match_expressions: None,
         };
-        assert!(matches(Some(&selector), &labels(&[("team", "orders"), ("tier", "bff"), ("x", "y")])));
+        assert!(matches(
+            Some(&selector),
+            &labels(&[("team", "orders"), ("tier", "bff"), ("x", "y")])
+        ));
         assert!(!matches(Some(&selector), &labels(&[("team", "orders")])));
-        assert!(!matches(Some(&selector), &labels(&[("team", "billing"), ("tier", "bff")])));
+        assert!(!matches(
+            Some(&selector),
+            &labels(&[("team", "billing"), ("tier", "bff")])
+        ));
     }
 
     #[test]
     fn expressions_follow_the_api() {
         let on = labels(&[("env", "prod")]);
         let off = labels(&[]);
-        assert!(matches(Some(&expression("env", "In", &["prod", "stage"])), &on));
+        assert!(matches(
+            Some(&expression("env", "In", &["prod", "stage"])),
+            &on
+        ));
         assert!(!matches(Some(&expression("env", "In", &["stage"])), &on));
         assert!(!matches(Some(&expression("env", "In", &["prod"])), &off));
         assert!(matches(Some(&expression("env", "NotIn", &["stage"])), &on));

@@ -27,24 +27,39 @@ fn crds_directory_matches_the_generator() {
         .collect();
     files.sort();
     expected_files.sort();
-    assert_eq!(files, expected_files, "crds/ holds a file the generator does not write");
+    assert_eq!(
+        files, expected_files,
+        "crds/ holds a file the generator does not write"
+    );
 }
 
 /// The rules of a structural schema that derived schemas can break.
 fn structural_problems(schema: &Value, path: &str, problems: &mut Vec<String>) {
-    let Some(node) = schema.as_object() else { return };
+    let Some(node) = schema.as_object() else {
+        return;
+    };
     let int_or_string = node.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true));
     let preserve = node.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true));
     if !node.contains_key("type") && !int_or_string && !preserve {
         problems.push(format!("{path}: no type"));
     }
-    for banned in ["$ref", "definitions", "$defs", "oneOf", "allOf", "not", "default"] {
+    for banned in [
+        "$ref",
+        "definitions",
+        "$defs",
+        "oneOf",
+        "allOf",
+        "not",
+        "default",
+    ] {
         if node.contains_key(banned) {
             problems.push(format!("{path}: uses {banned}"));
         }
     }
     if node.contains_key("properties") && node.contains_key("additionalProperties") {
-        problems.push(format!("{path}: properties and additionalProperties together"));
+        problems.push(format!(
+            "{path}: properties and additionalProperties together"
+        ));
     }
     if let Some(any_of) = node.get("anyOf") {
         let canonical = serde_json::json!([{ "type": "integer" }, { "type": "string" }]);
@@ -119,9 +134,20 @@ fn crds_carry_names_columns_and_subresources() {
     assert_eq!(scale["specReplicasPath"], ".spec.replicas");
     assert_eq!(scale["labelSelectorPath"], ".status.selector");
     let text = serde_json::to_string(&tdep).expect("json");
-    assert!(text.contains("self.minReplicas <= self.maxReplicas"), "CEL rule for the replica range");
+    assert!(
+        text.contains("self.minReplicas <= self.maxReplicas"),
+        "CEL rule for the replica range"
+    );
     assert!(text.contains("has(self.configMapKeyRef) != has(self.inline)"));
     let schema = &tdep["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
-    assert!(schema["description"].as_str().unwrap_or_default().contains("Thesa BFF deployment"));
-    assert_eq!(schema["properties"]["specs"]["x-kubernetes-list-type"], "map");
+    assert!(
+        schema["description"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Thesa BFF deployment")
+    );
+    assert_eq!(
+        schema["properties"]["specs"]["x-kubernetes-list-type"],
+        "map"
+    );
 }

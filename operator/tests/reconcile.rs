@@ -29,7 +29,8 @@ fn repo_file(path: &str) -> String {
 }
 
 fn manifest<T: serde::de::DeserializeOwned>(path: &str) -> T {
-    let node = thesa_core::node::parse(&repo_file(path)).unwrap_or_else(|e| panic!("{path}: {e:?}"));
+    let node =
+        thesa_core::node::parse(&repo_file(path)).unwrap_or_else(|e| panic!("{path}: {e:?}"));
     let mut value = node.to_json();
     value["metadata"]["namespace"] = json!(NS);
     serde_json::from_value(value).unwrap_or_else(|e| panic!("{path}: {e}"))
@@ -68,7 +69,9 @@ async fn client_with(tdep: ThesaDeployment, definitions: Vec<ThesaDefinition>) -
 }
 
 async fn samples() -> Client {
-    let definitions = ["orders", "inventory", "customers"].map(sample_definition).to_vec();
+    let definitions = ["orders", "inventory", "customers"]
+        .map(sample_definition)
+        .to_vec();
     client_with(sample_deployment(), definitions).await
 }
 
@@ -78,12 +81,19 @@ async fn reconcile(client: &Client) -> Result<(), controller::Error> {
     let definitions: Api<ThesaDefinition> = Api::all(client.clone());
     let (store, mut writer) = reflector::store();
     writer.apply_watcher_event(&watcher::Event::Init);
-    for definition in definitions.list(&ListParams::default()).await.expect("list") {
+    for definition in definitions
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+    {
         writer.apply_watcher_event(&watcher::Event::InitApply(definition));
     }
     writer.apply_watcher_event(&watcher::Event::InitDone);
     let ctx = Arc::new(Context::new(client.clone(), store, BTreeSet::new()));
-    let tdep = Api::<ThesaDeployment>::namespaced(client.clone(), NS).get("thesa").await.expect("tdep");
+    let tdep = Api::<ThesaDeployment>::namespaced(client.clone(), NS)
+        .get("thesa")
+        .await
+        .expect("tdep");
     controller::reconcile(Arc::new(tdep), ctx).await.map(|_| ())
 }
 
@@ -94,20 +104,34 @@ where
         + serde::de::DeserializeOwned
         + std::fmt::Debug,
 {
-    Api::<K>::namespaced(client.clone(), NS).get(name).await.unwrap_or_else(|e| panic!("{name}: {e}"))
+    Api::<K>::namespaced(client.clone(), NS)
+        .get(name)
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 async fn definitions_data(client: &Client) -> BTreeMap<String, String> {
-    get::<ConfigMap>(client, "thesa-definitions").await.data.unwrap_or_default()
+    get::<ConfigMap>(client, "thesa-definitions")
+        .await
+        .data
+        .unwrap_or_default()
 }
 
 async fn checksum_annotation(client: &Client) -> String {
     let deployment: Deployment = get(client, "thesa").await;
-    controller::rollout_checksum(&deployment).expect("checksum annotation").to_string()
+    controller::rollout_checksum(&deployment)
+        .expect("checksum annotation")
+        .to_string()
 }
 
-fn condition(conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition], type_: &str) -> (String, String, String) {
-    let c = conditions.iter().find(|c| c.type_ == type_).unwrap_or_else(|| panic!("no {type_} condition"));
+fn condition(
+    conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    type_: &str,
+) -> (String, String, String) {
+    let c = conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .unwrap_or_else(|| panic!("no {type_} condition"));
     (c.status.clone(), c.reason.clone(), c.message.clone())
 }
 
@@ -116,11 +140,17 @@ async fn accepted(client: &Client, name: &str) -> (String, String, String) {
     condition(&tdef.status.expect("status").conditions, "Accepted")
 }
 
-async fn replace_spec(client: &Client, name: &str, edit: impl FnOnce(&mut serde_json::Map<String, Value>)) {
+async fn replace_spec(
+    client: &Client,
+    name: &str,
+    edit: impl FnOnce(&mut serde_json::Map<String, Value>),
+) {
     let api: Api<ThesaDefinition> = Api::namespaced(client.clone(), NS);
     let mut tdef = api.get(name).await.expect("get");
     edit(&mut tdef.spec.document);
-    api.replace(name, &PostParams::default(), &tdef).await.expect("replace");
+    api.replace(name, &PostParams::default(), &tdef)
+        .await
+        .expect("replace");
 }
 
 #[tokio::test]
@@ -135,7 +165,14 @@ async fn creates_the_children_with_the_expected_fields() -> TestResult {
     assert!(config.data.as_ref().unwrap().contains_key("policies.yaml"));
     let specs: ConfigMap = get(&client, "thesa-specs").await;
     let spec_keys: Vec<&String> = specs.data.as_ref().unwrap().keys().collect();
-    assert_eq!(spec_keys, ["customers-svc.yaml", "inventory-svc.yaml", "orders-svc.yaml"]);
+    assert_eq!(
+        spec_keys,
+        [
+            "customers-svc.yaml",
+            "inventory-svc.yaml",
+            "orders-svc.yaml"
+        ]
+    );
     let keys: Vec<String> = definitions_data(&client).await.into_keys().collect();
     assert_eq!(keys, ["customers.yaml", "inventory.yaml", "orders.yaml"]);
 
@@ -146,32 +183,79 @@ async fn creates_the_children_with_the_expected_fields() -> TestResult {
 
     let deployment: Deployment = get(&client, "thesa").await;
     let owner = &deployment.owner_references()[0];
-    assert_eq!((owner.kind.as_str(), owner.name.as_str()), ("ThesaDeployment", "thesa"));
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str()),
+        ("ThesaDeployment", "thesa")
+    );
     assert_eq!(Some(&owner.uid), tdep.metadata.uid.as_ref());
     assert_eq!(owner.controller, Some(true));
     let spec = deployment.spec.unwrap();
     assert_eq!(spec.replicas, Some(3));
     let rolling = spec.strategy.unwrap().rolling_update.unwrap();
-    assert_eq!(rolling.max_unavailable, Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(0)));
+    assert_eq!(
+        rolling.max_unavailable,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(0))
+    );
     let pod = spec.template.spec.unwrap();
     assert_eq!(pod.termination_grace_period_seconds, Some(45));
     let container = &pod.containers[0];
-    assert_eq!(container.liveness_probe.as_ref().unwrap().http_get.as_ref().unwrap().path.as_deref(), Some("/ui/health"));
-    assert_eq!(container.readiness_probe.as_ref().unwrap().http_get.as_ref().unwrap().path.as_deref(), Some("/ui/ready"));
+    assert_eq!(
+        container
+            .liveness_probe
+            .as_ref()
+            .unwrap()
+            .http_get
+            .as_ref()
+            .unwrap()
+            .path
+            .as_deref(),
+        Some("/ui/health")
+    );
+    assert_eq!(
+        container
+            .readiness_probe
+            .as_ref()
+            .unwrap()
+            .http_get
+            .as_ref()
+            .unwrap()
+            .path
+            .as_deref(),
+        Some("/ui/ready")
+    );
     let security = container.security_context.as_ref().unwrap();
     assert_eq!(security.read_only_root_filesystem, Some(true));
-    assert!(container.volume_mounts.as_ref().unwrap().iter().filter(|m| m.name != "tmp").all(|m| m.read_only == Some(true)));
+    assert!(
+        container
+            .volume_mounts
+            .as_ref()
+            .unwrap()
+            .iter()
+            .filter(|m| m.name != "tmp")
+            .all(|m| m.read_only == Some(true))
+    );
 
     let pdb: PodDisruptionBudget = get(&client, "thesa").await;
-    assert_eq!(pdb.spec.unwrap().min_available, Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(2)));
-    let hpas = Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), NS).list(&ListParams::default()).await?;
+    assert_eq!(
+        pdb.spec.unwrap().min_available,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(2))
+    );
+    let hpas = Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), NS)
+        .list(&ListParams::default())
+        .await?;
     assert!(hpas.items.is_empty(), "no HPA without autoscaling");
 
     let status = tdep.status.expect("status");
     assert_eq!(condition(&status.conditions, "DefinitionsValid").0, "True");
-    assert_eq!((status.definitions.accepted, status.definitions.rejected), (3, 0));
+    assert_eq!(
+        (status.definitions.accepted, status.definitions.rejected),
+        (3, 0)
+    );
     assert!(status.definitions.checksum.unwrap().starts_with("sha256:"));
-    assert_eq!(status.selector.as_deref(), Some("app.kubernetes.io/instance=thesa,app.kubernetes.io/name=thesa-bff"));
+    assert_eq!(
+        status.selector.as_deref(),
+        Some("app.kubernetes.io/instance=thesa,app.kubernetes.io/name=thesa-bff")
+    );
     for name in ["orders", "inventory", "customers"] {
         assert_eq!(accepted(&client, name).await.0, "True", "{name}");
         let tdef: ThesaDefinition = get(&client, name).await;
@@ -196,22 +280,39 @@ async fn an_invalid_revision_is_rejected_and_the_previous_one_keeps_serving() ->
     reconcile(&client).await?;
 
     let (status, reason, message) = accepted(&client, "orders").await;
-    assert_eq!((status.as_str(), reason.as_str()), ("False", "ValidationFailed"), "{message}");
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "ValidationFailed"),
+        "{message}"
+    );
     assert!(message.contains("keeps being served"), "{message}");
     let tdef: ThesaDefinition = get(&client, "orders").await;
     let findings = tdef.status.unwrap().findings;
-    let finding = findings.iter().find(|f| f.severity == "error").expect("an error finding");
+    let finding = findings
+        .iter()
+        .find(|f| f.severity == "error")
+        .expect("an error finding");
     assert_eq!(finding.code, "OPERATION_NOT_FOUND");
     assert_eq!(finding.path, "pages[0].table.data_source.operation_id");
     assert!(finding.message.contains("listOrdersTypo"));
     assert_eq!(finding.deployment.as_deref(), Some("default/thesa"));
 
-    assert_eq!(definitions_data(&client).await["orders.yaml"], served_before);
-    assert_eq!(checksum_annotation(&client).await, checksum_before, "nothing rolls");
+    assert_eq!(
+        definitions_data(&client).await["orders.yaml"],
+        served_before
+    );
+    assert_eq!(
+        checksum_annotation(&client).await,
+        checksum_before,
+        "nothing rolls"
+    );
     let tdep: ThesaDeployment = get(&client, "thesa").await;
     let status = tdep.status.unwrap();
     assert_eq!(condition(&status.conditions, "DefinitionsValid").0, "False");
-    assert_eq!((status.definitions.accepted, status.definitions.rejected), (2, 1));
+    assert_eq!(
+        (status.definitions.accepted, status.definitions.rejected),
+        (2, 1)
+    );
 
     // A good revision afterwards is accepted and rolled out.
     replace_spec(&client, "orders", |spec| {
@@ -222,15 +323,24 @@ async fn an_invalid_revision_is_rejected_and_the_previous_one_keeps_serving() ->
     reconcile(&client).await?;
     assert_eq!(accepted(&client, "orders").await.0, "True");
     assert!(definitions_data(&client).await["orders.yaml"].contains("2.1.1"));
-    assert_ne!(checksum_annotation(&client).await, checksum_before, "the pods roll");
+    assert_ne!(
+        checksum_annotation(&client).await,
+        checksum_before,
+        "the pods roll"
+    );
     let tdep: ThesaDeployment = get(&client, "thesa").await;
-    assert_eq!(condition(&tdep.status.unwrap().conditions, "DefinitionsValid").0, "True");
+    assert_eq!(
+        condition(&tdep.status.unwrap().conditions, "DefinitionsValid").0,
+        "True"
+    );
     Ok(())
 }
 
 #[tokio::test]
 async fn a_new_invalid_definition_is_left_out() -> TestResult {
-    let mut definitions = ["orders", "inventory", "customers"].map(sample_definition).to_vec();
+    let mut definitions = ["orders", "inventory", "customers"]
+        .map(sample_definition)
+        .to_vec();
     definitions.push(manifest("samples/invalid/reports.yaml"));
     let client = client_with(sample_deployment(), definitions).await;
     reconcile(&client).await?;
@@ -249,13 +359,17 @@ async fn a_hand_edited_deployment_is_put_back() -> TestResult {
     let api: Api<Deployment> = Api::namespaced(client.clone(), NS);
     let edit = json!({ "spec": { "replicas": 7, "template": { "spec": {
         "terminationGracePeriodSeconds": 1 } } } });
-    api.patch("thesa", &PatchParams::default(), &Patch::Merge(&edit)).await?;
+    api.patch("thesa", &PatchParams::default(), &Patch::Merge(&edit))
+        .await?;
     assert_eq!(api.get("thesa").await?.spec.unwrap().replicas, Some(7));
 
     reconcile(&client).await?;
     let spec = api.get("thesa").await?.spec.unwrap();
     assert_eq!(spec.replicas, Some(3));
-    assert_eq!(spec.template.spec.unwrap().termination_grace_period_seconds, Some(45));
+    assert_eq!(
+        spec.template.spec.unwrap().termination_grace_period_seconds,
+        Some(45)
+    );
     Ok(())
 }
 
@@ -282,7 +396,12 @@ async fn a_hand_added_definition_key_is_removed() -> TestResult {
     reconcile(&client).await?;
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), NS);
     let sneak = json!({ "data": { "sneaky.yaml": "domain: sneaky" } });
-    api.patch("thesa-definitions", &PatchParams::default(), &Patch::Merge(&sneak)).await?;
+    api.patch(
+        "thesa-definitions",
+        &PatchParams::default(),
+        &Patch::Merge(&sneak),
+    )
+    .await?;
     reconcile(&client).await?;
     let keys: Vec<String> = definitions_data(&client).await.into_keys().collect();
     assert_eq!(keys, ["customers.yaml", "inventory.yaml", "orders.yaml"]);
@@ -292,7 +411,9 @@ async fn a_hand_added_definition_key_is_removed() -> TestResult {
 #[tokio::test]
 async fn with_autoscaling_the_deployment_leaves_replicas_to_the_hpa() -> TestResult {
     let mut tdep = sample_deployment();
-    tdep.spec.autoscaling = manifest::<ThesaDeployment>("samples/thesadeployment.yaml").spec.autoscaling;
+    tdep.spec.autoscaling = manifest::<ThesaDeployment>("samples/thesadeployment.yaml")
+        .spec
+        .autoscaling;
     let client = client_with(tdep, vec![sample_definition("orders")]).await;
     reconcile(&client).await?;
     let deployment: Deployment = get(&client, "thesa").await;
@@ -302,14 +423,23 @@ async fn with_autoscaling_the_deployment_leaves_replicas_to_the_hpa() -> TestRes
     assert_eq!((spec.min_replicas, spec.max_replicas), (Some(3), 20));
     assert_eq!(spec.scale_target_ref.name, "thesa");
     let behavior = spec.behavior.unwrap();
-    assert_eq!(behavior.scale_down.unwrap().stabilization_window_seconds, Some(300));
+    assert_eq!(
+        behavior.scale_down.unwrap().stabilization_window_seconds,
+        Some(300)
+    );
 
     // Turning autoscaling off removes the HPA.
     let api: Api<ThesaDeployment> = Api::namespaced(client.clone(), NS);
-    api.patch("thesa", &PatchParams::default(), &Patch::Merge(json!({ "spec": { "autoscaling": null } })))
-        .await?;
+    api.patch(
+        "thesa",
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "spec": { "autoscaling": null } })),
+    )
+    .await?;
     reconcile(&client).await?;
-    let hpas = Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), NS).list(&ListParams::default()).await?;
+    let hpas = Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), NS)
+        .list(&ListParams::default())
+        .await?;
     assert!(hpas.items.is_empty());
     let deployment: Deployment = get(&client, "thesa").await;
     assert_eq!(deployment.spec.unwrap().replicas, Some(3));
@@ -322,7 +452,9 @@ async fn an_invalid_config_blocks_the_rollout_with_a_clear_status() -> TestResul
     tdep.spec.config = Some(json!({ "server": { "port": "eighty" } }));
     let client = client_with(tdep, vec![sample_definition("orders")]).await;
     reconcile(&client).await?;
-    let deployments = Api::<Deployment>::namespaced(client.clone(), NS).list(&ListParams::default()).await?;
+    let deployments = Api::<Deployment>::namespaced(client.clone(), NS)
+        .list(&ListParams::default())
+        .await?;
     assert!(deployments.items.is_empty(), "nothing is applied");
     let tdep: ThesaDeployment = get(&client, "thesa").await;
     let (status, reason, message) = condition(&tdep.status.unwrap().conditions, "Degraded");
@@ -335,19 +467,26 @@ async fn an_invalid_config_blocks_the_rollout_with_a_clear_status() -> TestResul
 async fn a_missing_spec_config_map_is_named_in_the_status() -> TestResult {
     let mut tdep = sample_deployment();
     tdep.spec.specs[0].inline = None;
-    tdep.spec.specs[0].config_map_key_ref = Some(k8s_openapi::api::core::v1::ConfigMapKeySelector {
-        name: "backend-specs".into(),
-        key: "orders-svc.yaml".into(),
-        optional: None,
-    });
+    tdep.spec.specs[0].config_map_key_ref =
+        Some(k8s_openapi::api::core::v1::ConfigMapKeySelector {
+            name: "backend-specs".into(),
+            key: "orders-svc.yaml".into(),
+            optional: None,
+        });
     let client = client_with(tdep, vec![sample_definition("orders")]).await;
     reconcile(&client).await?;
     let tdep: ThesaDeployment = get(&client, "thesa").await;
     let (status, _, message) = condition(&tdep.status.unwrap().conditions, "Degraded");
     assert_eq!(status, "True");
-    assert!(message.contains("spec.specs[orders-svc]: ConfigMap \"backend-specs\" not found"), "{message}");
+    assert!(
+        message.contains("spec.specs[orders-svc]: ConfigMap \"backend-specs\" not found"),
+        "{message}"
+    );
     let tdef: ThesaDefinition = get(&client, "orders").await;
-    assert!(tdef.status.is_none(), "definitions are not judged without their specs");
+    assert!(
+        tdef.status.is_none(),
+        "definitions are not judged without their specs"
+    );
     Ok(())
 }
 
@@ -375,7 +514,11 @@ async fn reconcile_is_idempotent() -> TestResult {
     let deployment_before: Deployment = get(&client, "thesa").await;
     reconcile(&client).await?;
     let second: ThesaDeployment = get(&client, "thesa").await;
-    assert_eq!(first.resource_version(), second.resource_version(), "no status write when nothing changed");
+    assert_eq!(
+        first.resource_version(),
+        second.resource_version(),
+        "no status write when nothing changed"
+    );
     let deployment_after: Deployment = get(&client, "thesa").await;
     assert_eq!(deployment_before.spec, deployment_after.spec);
     Ok(())

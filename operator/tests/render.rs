@@ -33,7 +33,10 @@ fn samples_render_as_the_golden_file() {
         "specs",
     ]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(stderr.contains("3 definitions accepted, 0 rejected"), "{stderr}");
+    assert!(
+        stderr.contains("3 definitions accepted, 0 rejected"),
+        "{stderr}"
+    );
     let golden = root().join("operator/tests/golden/samples.yaml");
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&golden, &stdout).expect("write golden");
@@ -45,10 +48,22 @@ fn samples_render_as_the_golden_file() {
          `UPDATE_GOLDEN=1 cargo test -p thesa-operator --test render` and review the diff",
         golden.display()
     );
-    let kinds: Vec<&str> = stdout.lines().filter_map(|l| l.strip_prefix("kind: ")).collect();
+    let kinds: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("kind: "))
+        .collect();
     assert_eq!(
         kinds,
-        ["ConfigMap", "ConfigMap", "ConfigMap", "ServiceAccount", "Service", "Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget"]
+        [
+            "ConfigMap",
+            "ConfigMap",
+            "ConfigMap",
+            "ServiceAccount",
+            "Service",
+            "Deployment",
+            "HorizontalPodAutoscaler",
+            "PodDisruptionBudget"
+        ]
     );
 }
 
@@ -56,13 +71,22 @@ fn samples_render_as_the_golden_file() {
 fn the_invalid_sample_is_left_out_with_its_findings() {
     let (code, stdout, stderr) = render(&["-f", "samples", "--specs", "specs"]);
     assert_eq!(code, 1, "{stderr}");
-    assert!(stderr.contains("3 definitions accepted, 1 rejected"), "{stderr}");
-    assert!(stderr.contains("ThesaDefinition default/reports rejected: left out"), "{stderr}");
+    assert!(
+        stderr.contains("3 definitions accepted, 1 rejected"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("ThesaDefinition default/reports rejected: left out"),
+        "{stderr}"
+    );
     assert!(
         stderr.contains("samples/invalid/reports.yaml[default/reports]:32:25: error[OPERATION_NOT_FOUND] pages[0].table.data_source.operation_id"),
         "{stderr}"
     );
-    assert!(!stdout.contains("reports.yaml:"), "the rejected domain is not in the definitions ConfigMap");
+    assert!(
+        !stdout.contains("reports.yaml:"),
+        "the rejected domain is not in the definitions ConfigMap"
+    );
     assert!(stdout.contains("orders.yaml:"));
 }
 
@@ -84,10 +108,18 @@ fn unreadable_input_exits_2_naming_the_place() {
 #[test]
 fn sample_definition_crs_equal_the_definition_files() {
     for domain in ["orders", "inventory", "customers"] {
-        let cr = std::fs::read_to_string(root().join(format!("samples/definitions/{domain}.yaml"))).expect("cr");
-        let file = std::fs::read_to_string(root().join(format!("definitions/{domain}/definition.yaml"))).expect("file");
+        let cr = std::fs::read_to_string(root().join(format!("samples/definitions/{domain}.yaml")))
+            .expect("cr");
+        let file =
+            std::fs::read_to_string(root().join(format!("definitions/{domain}/definition.yaml")))
+                .expect("file");
         let cr = thesa_core::node::parse(&cr).expect("parse cr").to_json();
-        let file = thesa_core::node::parse(&file).expect("parse file").to_json();
-        assert_eq!(cr["spec"], file, "samples/definitions/{domain}.yaml drifted from definitions/{domain}/definition.yaml");
+        let file = thesa_core::node::parse(&file)
+            .expect("parse file")
+            .to_json();
+        assert_eq!(
+            cr["spec"], file,
+            "samples/definitions/{domain}.yaml drifted from definitions/{domain}/definition.yaml"
+        );
     }
 }
