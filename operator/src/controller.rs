@@ -561,34 +561,34 @@ async fn apply(ctx: &Context, namespace: &str, children: &desired::Children) -> 
     };
     let lp = ListParams::default().labels(&desired::children_selector(&owner));
     let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), namespace);
+    delete_unwanted(&config_maps, &lp, &wanted).await?;
     let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(ctx.client.clone(), namespace);
-    let stale_config_maps = config_maps
-        .list_metadata(&lp)
+    delete_unwanted(&hpas, &lp, &wanted).await
+}
+
+/// Deletes the objects of `api` that `lp` selects and `wanted` (kind, name)
+/// does not list: shards that went away, the HPA after autoscaling was
+/// turned off.
+async fn delete_unwanted<K>(
+    api: &Api<K>,
+    lp: &ListParams,
+    wanted: &BTreeSet<(String, String)>,
+) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let kind = K::kind(&()).to_string();
+    let listed = api
+        .list_metadata(lp)
         .await
-        .map_err(Error::api("listing ConfigMaps"))?;
-    for cm in stale_config_maps.items {
-        let name = cm.name_any();
-        if !wanted.contains(&("ConfigMap".to_string(), name.clone())) {
-            info!(configmap = %name, "deleting a ConfigMap no longer needed");
-            config_maps
-                .delete(&name, &DeleteParams::default())
+        .map_err(Error::api(format!("listing {kind}s")))?;
+    for object in listed.items {
+        let name = object.name_any();
+        if !wanted.contains(&(kind.clone(), name.clone())) {
+            info!(kind = %kind, name = %name, "deleting a child no longer wanted");
+            api.delete(&name, &DeleteParams::default())
                 .await
-                .map_err(Error::api(format!("deleting ConfigMap {namespace}/{name}")))?;
-        }
-    }
-    let stale_hpas = hpas
-        .list_metadata(&lp)
-        .await
-        .map_err(Error::api("listing HPAs"))?;
-    for hpa in stale_hpas.items {
-        let name = hpa.name_any();
-        if !wanted.contains(&("HorizontalPodAutoscaler".to_string(), name.clone())) {
-            info!(hpa = %name, "deleting the HorizontalPodAutoscaler: autoscaling is off");
-            hpas.delete(&name, &DeleteParams::default())
-                .await
-                .map_err(Error::api(format!(
-                    "deleting HorizontalPodAutoscaler {namespace}/{name}"
-                )))?;
+                .map_err(Error::api(format!("deleting {kind} {name}")))?;
         }
     }
     Ok(())
