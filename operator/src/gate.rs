@@ -87,16 +87,18 @@ pub fn decide(
     index: &OperationIndex,
     handlers: &BTreeSet<String>,
 ) -> Outcome {
-    let (meta, loaded): (Vec<_>, Vec<_>) = candidates
-        .into_iter()
-        .map(|c| {
-            (
-                (c.name, c.generation, c.document, c.load_findings),
-                c.loaded,
-            )
-        })
-        .unzip();
-    let mut findings: Vec<Vec<Finding>> = meta.iter().map(|m| m.3.clone()).collect();
+    let mut meta = Vec::with_capacity(candidates.len());
+    let mut findings: Vec<Vec<Finding>> = Vec::with_capacity(candidates.len());
+    let mut loaded = Vec::with_capacity(candidates.len());
+    for c in candidates {
+        meta.push(Meta {
+            name: c.name,
+            generation: c.generation,
+            document: c.document,
+        });
+        findings.push(c.load_findings);
+        loaded.push(c.loaded);
+    }
     let mut accepted: Vec<bool> = findings.iter().map(|f| !has_errors(f)).collect();
 
     // Round one: every current revision, together.
@@ -108,7 +110,7 @@ pub fn decide(
     }
 
     // Served revisions of the candidates, loaded once for the later rounds.
-    let names: BTreeSet<&str> = meta.iter().map(|m| m.0.as_str()).collect();
+    let names: BTreeSet<&str> = meta.iter().map(|m| m.name.as_str()).collect();
     let kept: BTreeMap<usize, LoadedDefinition> = previous
         .iter()
         .enumerate()
@@ -129,7 +131,7 @@ pub fn decide(
             .iter()
             .zip(&accepted)
             .filter(|(_, ok)| !**ok)
-            .map(|(m, _)| m.0.as_str())
+            .map(|(m, _)| m.name.as_str())
             .collect();
         let mut set: Vec<(Member, &LoadedDefinition)> = (0..loaded.len())
             .filter(|&i| accepted[i])
@@ -186,7 +188,12 @@ fn has_errors(findings: &[Finding]) -> bool {
     findings.iter().any(|f| f.severity == Severity::Error)
 }
 
-type Meta = (String, Option<i64>, Value, Vec<Finding>);
+/// Who a candidate is, kept beside its loaded form.
+struct Meta {
+    name: String,
+    generation: Option<i64>,
+    document: Value,
+}
 
 fn served_files(
     set: &[(Member, &LoadedDefinition)],
@@ -201,8 +208,8 @@ fn served_files(
             let file = match *member {
                 Member::Candidate(i) => ServedFile {
                     key: format!("{}.yaml", definition.domain),
-                    text: crate::manifest::to_yaml_body(&meta[i].2),
-                    owner: meta[i].0.clone(),
+                    text: crate::manifest::to_yaml_body(&meta[i].document),
+                    owner: meta[i].name.clone(),
                 },
                 Member::Previous(j) => previous[j].clone(),
             };
@@ -224,7 +231,15 @@ fn verdicts(
         .zip(loaded.iter())
         .zip(findings.into_iter().zip(accepted))
         .map(
-            |(((name, generation, _, _), loaded), (mut findings, accepted))| {
+            |(
+                (
+                    Meta {
+                        name, generation, ..
+                    },
+                    loaded,
+                ),
+                (mut findings, accepted),
+            )| {
                 findings.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
                 findings.dedup();
                 let kept_previous = !accepted && served.iter().any(|f| f.owner == name);
