@@ -1,6 +1,6 @@
 //! Status condition types and reasons, in one place, and the rule for
 //! updating a condition list the Kubernetes way (`lastTransitionTime`
-//! changes only when `status` does).
+//! changes only when `status` does, so an unchanged list compares equal).
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
@@ -84,21 +84,6 @@ pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
     conditions
         .iter()
         .any(|c| c.type_ == type_ && c.status == "True")
-}
-
-/// Whether two condition lists say the same, ignoring transition times
-/// (to skip writes that would change nothing).
-pub fn same(a: &[Condition], b: &[Condition]) -> bool {
-    let key = |c: &Condition| {
-        (
-            c.type_.clone(),
-            c.status.clone(),
-            c.reason.clone(),
-            c.message.clone(),
-            c.observed_generation,
-        )
-    };
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| key(x) == key(y))
 }
 
 #[cfg(test)]

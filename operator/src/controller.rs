@@ -145,56 +145,50 @@ async fn run(args: RunArgs) -> Result<(), kube::Error> {
         namespace = args.namespace.as_deref().unwrap_or("<all>"),
         "thesa-operator starting"
     );
-    let scoped = |client: &Client| -> (Api<ThesaDeployment>, Api<ThesaDefinition>) {
-        match &args.namespace {
-            Some(ns) => (
-                Api::namespaced(client.clone(), ns),
-                Api::namespaced(client.clone(), ns),
-            ),
-            None => (Api::all(client.clone()), Api::all(client.clone())),
-        }
-    };
-    let (tdeps, tdefs) = scoped(&client);
-    let namespaced = |client: Client| -> Api<ConfigMap> {
-        match &args.namespace {
-            Some(ns) => Api::namespaced(client, ns),
-            None => Api::all(client),
-        }
-    };
+    let ns = args.namespace.as_deref();
     let owned =
         watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGER}"));
 
     let (definitions, writer) = reflector::store();
-    let definition_events = reflect(writer, watcher(tdefs, watcher::Config::default()))
-        .default_backoff()
-        .touched_objects();
+    let definition_events = reflect(
+        writer,
+        watcher(
+            scoped::<ThesaDefinition>(&client, ns),
+            watcher::Config::default(),
+        ),
+    )
+    .default_backoff()
+    .touched_objects();
     let context = Arc::new(Context::new(
         client.clone(),
         definitions,
         args.handlers.iter().cloned().collect(),
     ));
 
-    let controller = Controller::new(tdeps, watcher::Config::default());
+    let controller = Controller::new(
+        scoped::<ThesaDeployment>(&client, ns),
+        watcher::Config::default(),
+    );
     let deployments = controller.store();
     let by_definition = deployments.clone();
     let by_config_map = deployments.clone();
     let by_secret = deployments;
     controller
-        .owns(namespaced(client.clone()), owned.clone())
-        .owns(Api::<Deployment>::all(client.clone()), owned.clone())
-        .owns(Api::<Service>::all(client.clone()), owned.clone())
-        .owns(Api::<ServiceAccount>::all(client.clone()), owned.clone())
+        .owns(scoped::<ConfigMap>(&client, ns), owned.clone())
+        .owns(scoped::<Deployment>(&client, ns), owned.clone())
+        .owns(scoped::<Service>(&client, ns), owned.clone())
+        .owns(scoped::<ServiceAccount>(&client, ns), owned.clone())
         .owns(
-            Api::<HorizontalPodAutoscaler>::all(client.clone()),
+            scoped::<HorizontalPodAutoscaler>(&client, ns),
             owned.clone(),
         )
-        .owns(Api::<PodDisruptionBudget>::all(client.clone()), owned)
+        .owns(scoped::<PodDisruptionBudget>(&client, ns), owned)
         .watches_stream(definition_events, move |tdef| {
             selecting(&by_definition.state(), &tdef)
         })
         .watches_stream(
             watcher(
-                metadata::<ConfigMap>(&client, args.namespace.as_deref()),
+                scoped::<PartialObjectMeta<ConfigMap>>(&client, ns),
                 watcher::Config::default(),
             )
             .default_backoff()
@@ -203,7 +197,7 @@ async fn run(args: RunArgs) -> Result<(), kube::Error> {
         )
         .watches_stream(
             watcher(
-                metadata::<Secret>(&client, args.namespace.as_deref()),
+                scoped::<PartialObjectMeta<Secret>>(&client, ns),
                 watcher::Config::default(),
             )
             .default_backoff()
@@ -222,16 +216,11 @@ async fn run(args: RunArgs) -> Result<(), kube::Error> {
     Ok(())
 }
 
-/// A metadata-only API over `K`, in one namespace or all.
-fn metadata<K>(client: &Client, namespace: Option<&str>) -> Api<PartialObjectMeta<K>>
+/// An API over `K` in the watched namespace, or in all of them.
+fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
 where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
 {
     match namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
@@ -837,15 +826,9 @@ async fn deployment_status(
 ) -> Result<(), Error> {
     let old = tdep.status.clone().unwrap_or_default();
     let status = deployment_status_of(tdep, &old, deployment, problems, apply_error, counts);
-    let unchanged = conditions::same(&old.conditions, &status.conditions)
-        && ThesaDeploymentStatus {
-            conditions: Vec::new(),
-            ..old.clone()
-        } == ThesaDeploymentStatus {
-            conditions: Vec::new(),
-            ..status.clone()
-        };
-    if unchanged {
+    // `conditions::set` keeps transition times of unchanged conditions, so
+    // equal means nothing to write.
+    if status == old {
         return Ok(());
     }
     let name = tdep.name_any();
