@@ -10,8 +10,17 @@ help: ## List the targets
 build: ## Build both programs (debug)
 	$(CARGO) build --workspace --locked
 
-run: ## Validate the sample definitions against the sample specs
-	$(CARGO) run --locked -q -p thesa-bff -- validate --config config/config.yaml
+run: ## Serve the samples on :8080 (embedded stores, development keys; prints how to call it)
+	$(CARGO) build --locked -q -p thesa-bff
+	@echo
+	@echo "thesa-bff is starting on http://localhost:8080 with config/config.yaml (Ctrl-C stops it)."
+	@echo "In another shell, get a development token and call it:"
+	@echo '  TOKEN=$$(target/debug/thesa-bff dev-token --sub alice --tenant acme --roles order_clerk)'
+	@echo '  curl -s -H "Authorization: Bearer $$TOKEN" http://localhost:8080/ui/navigation'
+	@echo '  curl -s -H "Authorization: Bearer $$TOKEN" http://localhost:8080/ui/pages/orders.list'
+	@echo "Roles are in config/policies.yaml (admin, viewer, order_clerk, ...)."
+	@echo
+	exec target/debug/thesa-bff serve --config config/config.yaml
 
 test: ## Run every test that can run here (cargo-nextest when installed), then the manifest checks and e2e
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \

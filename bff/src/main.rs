@@ -1,9 +1,26 @@
-//! `thesa-bff`: the Thesa Backend-For-Frontend. This version validates
-//! definitions against OpenAPI specs; serving arrives in a later release.
+//! `thesa-bff`: the Thesa Backend-For-Frontend. `serve` (the default)
+//! runs the server; `validate` checks definitions against OpenAPI specs;
+//! `dev-token` prints a development token.
 
 #![forbid(unsafe_code)]
 
+mod auth;
+mod capabilities;
+mod dev_token;
+mod error;
+mod health;
+mod metadata;
+mod metrics;
+mod middleware;
+mod outbound;
+mod registry;
+mod reload;
+mod routes;
+mod server;
+mod settings;
 mod sources;
+mod state;
+mod telemetry;
 mod validate;
 
 use std::path::PathBuf;
@@ -15,23 +32,34 @@ use clap::{Parser, Subcommand};
 ///
 /// Domain teams describe their part of a UI in definitions (pages, forms,
 /// commands, workflows, searches, lookups); every data-bearing element names
-/// an operation of a backend's OpenAPI spec. `thesa-bff validate` checks a
-/// set of definitions against the specs, as the BFF does before it serves
-/// them and as domain teams do in CI.
+/// an operation of a backend's OpenAPI spec. The BFF serves them to the
+/// frontend, filtered by each caller's capabilities.
 ///
-/// Exit codes: 0 no errors, 1 errors found, 2 usage or I/O problem.
+/// `thesa-bff serve` (the default) starts the server: configuration from
+/// --config (else config/config.yaml, else compiled defaults), overridden by
+/// THESA_* environment variables (server.port → THESA_SERVER_PORT,
+/// services.orders-svc.base_url → THESA_SERVICES_ORDERS_SVC_BASE_URL).
+/// Secrets come only from the environment. Any start-up problem ends the
+/// process with exit code 1 and one log line naming the step and the cause.
+///
+/// `thesa-bff validate` checks definitions against specs, as the BFF does
+/// before it serves them and as domain teams do in CI (exit 0 no errors,
+/// 1 errors found, 2 usage or I/O problem).
 #[derive(Debug, Parser)]
 #[command(
     name = "thesa-bff",
-    version,
+    version = concat!(env!("THESA_VERSION"), " (commit ", env!("THESA_COMMIT"), ")"),
     after_help = "Examples:\n  \
+        thesa-bff serve --config config/config.yaml\n  \
+        THESA_SERVER_PORT=9090 thesa-bff serve\n  \
+        TOKEN=$(thesa-bff dev-token --sub alice --tenant acme --roles order_clerk)\n  \
+        curl -H \"Authorization: Bearer $TOKEN\" localhost:8080/ui/navigation\n  \
         thesa-bff validate --definitions definitions --specs specs\n  \
-        thesa-bff validate --definitions definitions/orders/definition.yaml --specs specs --format json\n  \
         thesa-bff --validate-definitions --config /config/config.yaml"
 )]
 struct Cli {
-    /// Configuration file. `validate` reads one only when given;
-    /// `--validate-definitions` falls back to config/config.yaml
+    /// Configuration file [default: config/config.yaml when it exists,
+    /// else compiled defaults]. `validate` reads one only when given
     #[arg(long, global = true, value_name = "FILE", env = "THESA_CONFIG")]
     config: Option<PathBuf>,
 
@@ -47,6 +75,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the server (the default command)
+    ///
+    /// Start-up follows Thesa's deployment guide: configuration, telemetry,
+    /// OpenAPI specs, definitions, identity and capabilities, stores,
+    /// router, background tasks, listen, ready. JSON logs go to standard
+    /// output. SIGTERM or SIGINT drains in-flight requests for up to
+    /// server.shutdown_timeout, then the process exits 0.
+    Serve,
     /// Validate definitions against OpenAPI specs and print every finding
     ///
     /// Each finding has a stable code, a path into the document and, for
@@ -58,22 +94,19 @@ enum Command {
     ///
     /// A summary line follows with the counts and the checksum of the set.
     Validate(validate::ValidateArgs),
+    /// Print a development token the sample configuration accepts
+    DevToken(dev_token::DevTokenArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Validate(args)) => validate::run(cli.config, args),
+        Some(Command::DevToken(args)) => dev_token::run(cli.config, args),
         None if cli.validate_definitions => validate::run(
             cli.config.or_else(sources::default_config),
             validate::ValidateArgs::default(),
         ),
-        None => {
-            eprintln!(
-                "error: no command given. This version of thesa-bff validates definitions; \
-                 serving is not available yet.\n\nTry: thesa-bff validate --help"
-            );
-            ExitCode::from(2)
-        }
+        Some(Command::Serve) | None => server::run(cli.config),
     }
 }

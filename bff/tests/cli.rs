@@ -155,6 +155,24 @@ fn json_output_has_findings_definitions_and_summary() {
 }
 
 #[test]
+fn serve_is_the_default_command_and_fails_fast() {
+    // Compiled defaults read specs from /specs, which does not exist here.
+    let dir = scratch();
+    let output = thesa_bff(dir.path(), &[]);
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let error = stdout
+        .lines()
+        .find(|l| l.contains("\"level\":\"ERROR\""))
+        .expect("an error line");
+    assert!(error.contains("start-up failed"), "{error}");
+    assert!(
+        error.contains("spec directory /specs does not exist"),
+        "{error}"
+    );
+}
+
+#[test]
 fn usage_and_io_problems_exit_2() {
     let dir = scratch();
     for args in [
@@ -168,7 +186,7 @@ fn usage_and_io_problems_exit_2() {
         ],
         vec!["validate", "--config", "missing.yaml"],
         vec!["validate", "--format", "xml"],
-        vec![],
+        vec!["bogus-command"],
     ] {
         let output = thesa_bff(dir.path(), &args);
         assert_eq!(

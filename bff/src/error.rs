@@ -1,0 +1,107 @@
+//! The one error shape of the API:
+//!
+//! ```json
+//! {"error": {"code": "NOT_FOUND", "message": "page \"x\" not found", "correlation_id": "…"}}
+//! ```
+//!
+//! Codes are stable; messages are for people. The correlation ID is the
+//! request's (see the middleware), so a user's report finds the log lines.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+tokio::task_local! {
+    /// The correlation ID of the request being handled on this task.
+    pub static CORRELATION_ID: String;
+}
+
+/// The correlation ID of the current request, empty outside one.
+pub fn correlation_id() -> String {
+    CORRELATION_ID.try_with(Clone::clone).unwrap_or_default()
+}
+
+/// An error answered to the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable machine-readable code.
+    pub code: &'static str,
+    /// What went wrong, for people.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error with a status, code and message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// 404 for anything the caller may not see or that does not exist; the
+    /// two are indistinguishable on purpose.
+    pub fn not_found(kind: &str, id: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            format!("{kind} {id:?} not found"),
+        )
+    }
+
+    /// 401: no valid token.
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", message)
+    }
+
+    /// 503: a dependency needed for the answer is down.
+    pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
+    }
+
+    /// 500 without details (they are in the log).
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL",
+            "internal error; the correlation ID finds the details in the BFF's log",
+        )
+    }
+}
+
+#[derive(Serialize)]
+struct Envelope<'a> {
+    error: Body<'a>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    code: &'a str,
+    message: &'a str,
+    correlation_id: String,
+}
+
+impl ApiError {
+    /// The response, with the given correlation ID (for layers outside the
+    /// request's task-local scope).
+    pub fn response_with(self, correlation_id: String) -> Response {
+        let body = Envelope {
+            error: Body {
+                code: self.code,
+                message: &self.message,
+                correlation_id,
+            },
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.response_with(correlation_id())
+    }
+}

@@ -1,0 +1,112 @@
+//! Probes: `/ui/health` (liveness: the process answers; no dependencies)
+//! and `/ui/ready` (readiness: every dependency, as the deployment guide's
+//! JSON shows).
+//!
+//! Readiness is 503 (`not_ready`) when a critical check fails: the
+//! definitions, the OpenAPI index or the policy engine; without them no
+//! request can be answered correctly. The workflow and idempotency stores
+//! are not critical: when one fails, the BFF is `degraded` and still
+//! answers 200, because navigation, pages and forms keep working (the
+//! guide's "Workflow Store Unavailable" runbook). During shutdown readiness
+//! is 503 (`shutting_down`) so that no new traffic arrives.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::state::{AppState, BUILD};
+
+/// `GET /ui/health`.
+pub async fn health() -> Json<Value> {
+    Json(json!({ "status": "ok", "version": BUILD.version, "commit": BUILD.commit }))
+}
+
+/// One check of the readiness answer.
+#[derive(Debug, Serialize)]
+struct Check {
+    status: &'static str,
+    #[serde(flatten)]
+    detail: Value,
+}
+
+impl Check {
+    fn ok(detail: Value) -> Self {
+        Self {
+            status: "ok",
+            detail,
+        }
+    }
+
+    fn error(error: String) -> Self {
+        Self {
+            status: "error",
+            detail: json!({ "error": error }),
+        }
+    }
+}
+
+/// `GET /ui/ready`.
+pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    let registry = state.registry.load();
+    let mut checks = serde_json::Map::new();
+    let mut critical_failed = false;
+
+    let definitions = Check::ok(json!({
+        "count": registry.definitions().len(),
+        "checksum": format!("sha256:{}", registry.checksum()),
+    }));
+    checks.insert("definitions".into(), json!(definitions));
+    checks.insert(
+        "openapi_index".into(),
+        json!(Check::ok(
+            json!({ "operations": state.index.operation_count() })
+        )),
+    );
+
+    let policy = if state.capabilities.is_remote() {
+        let started = Instant::now();
+        match state.capabilities.check().await {
+            Ok(()) => Check::ok(json!({ "latency_ms": started.elapsed().as_millis() as u64 })),
+            Err(err) => {
+                critical_failed = true;
+                Check::error(err.to_string())
+            }
+        }
+    } else {
+        Check::ok(json!({ "evaluator": "static" }))
+    };
+    checks.insert("policy_engine".into(), json!(policy));
+
+    // Only the embedded stores exist in this build (start-up refuses the
+    // others); they live in this process and cannot be unreachable.
+    let stores = [
+        ("workflow_store", state.config.workflow.enabled),
+        ("idempotency_store", state.config.idempotency.enabled),
+    ];
+    for (name, enabled) in stores {
+        if enabled {
+            checks.insert(name.into(), json!(Check::ok(json!({ "driver": "memory" }))));
+        }
+    }
+    let degraded = stores
+        .iter()
+        .any(|(name, _)| checks.get(*name).is_some_and(|c| c["status"] == "error"));
+
+    let (status, code) = if state.draining.load(Ordering::Relaxed) {
+        ("shutting_down", StatusCode::SERVICE_UNAVAILABLE)
+    } else if critical_failed {
+        ("not_ready", StatusCode::SERVICE_UNAVAILABLE)
+    } else if degraded {
+        ("degraded", StatusCode::OK)
+    } else {
+        ("ready", StatusCode::OK)
+    };
+    (code, Json(json!({ "status": status, "checks": checks }))).into_response()
+}

@@ -1,0 +1,167 @@
+//! Prometheus metrics with the names of Thesa's deployment guide, served at
+//! `/metrics` in the OpenMetrics text format. Counters are registered
+//! without the `_total` suffix; the encoder appends it.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// Latency buckets in seconds: 1 ms to 10 s, for both fast metadata reads
+/// and slow backend calls.
+const LATENCY_BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+/// Labels of a request: the route pattern (`/ui/pages/{id}`), never the raw
+/// path, so that the series stay few.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// HTTP method.
+    pub method: String,
+    /// The matched route pattern, `unmatched` when no route matched.
+    pub path_pattern: String,
+}
+
+/// Labels of a finished request.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ResponseLabels {
+    /// HTTP method.
+    pub method: String,
+    /// The matched route pattern.
+    pub path_pattern: String,
+    /// Response status code.
+    pub status: u16,
+}
+
+/// A label with one value.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct StatusLabel {
+    /// `success` or `failure`.
+    pub status: &'static str,
+}
+
+/// Why a request was not authenticated.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// Stable reason, e.g. `expired`.
+    pub reason: &'static str,
+}
+
+/// Build labels.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+    commit: String,
+}
+
+/// Every metric of the BFF. Handles are cheap clones of shared counters.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// `thesa_http_requests_total{method,path_pattern,status}`.
+    pub http_requests: Family<ResponseLabels, Counter>,
+    /// `thesa_http_request_duration_seconds{method,path_pattern}`.
+    pub http_duration: Family<RouteLabels, Histogram>,
+    /// `thesa_definition_reload_total{status}`.
+    pub definition_reloads: Family<StatusLabel, Counter>,
+    /// `thesa_definitions_loaded`: definitions being served.
+    pub definitions_loaded: Gauge,
+    /// `thesa_capability_cache_misses_total`.
+    pub capability_cache_misses: Counter,
+    /// `thesa_capability_cache_hits_total`.
+    pub capability_cache_hits: Counter,
+    /// `thesa_auth_rejections_total{reason}`: requests refused with 401.
+    pub auth_rejections: Family<ReasonLabel, Counter>,
+}
+
+impl Metrics {
+    /// Registers every metric; `thesa_build_info` carries version and commit.
+    pub fn new(version: &str, commit: &str) -> Self {
+        let mut registry = Registry::default();
+        let http_requests = Family::<ResponseLabels, Counter>::default();
+        registry.register(
+            "thesa_http_requests",
+            "HTTP requests by route pattern and status",
+            http_requests.clone(),
+        );
+        let http_duration = Family::<RouteLabels, Histogram>::new_with_constructor(
+            (|| Histogram::new(LATENCY_BUCKETS)) as fn() -> Histogram,
+        );
+        registry.register(
+            "thesa_http_request_duration_seconds",
+            "HTTP request duration by route pattern",
+            http_duration.clone(),
+        );
+        let definition_reloads = Family::<StatusLabel, Counter>::default();
+        registry.register(
+            "thesa_definition_reload",
+            "Definition reloads by outcome",
+            definition_reloads.clone(),
+        );
+        let definitions_loaded = Gauge::default();
+        registry.register(
+            "thesa_definitions_loaded",
+            "Definitions being served",
+            definitions_loaded.clone(),
+        );
+        let capability_cache_misses = Counter::default();
+        registry.register(
+            "thesa_capability_cache_misses",
+            "Capability resolutions not answered by the cache",
+            capability_cache_misses.clone(),
+        );
+        let capability_cache_hits = Counter::default();
+        registry.register(
+            "thesa_capability_cache_hits",
+            "Capability resolutions answered by the cache",
+            capability_cache_hits.clone(),
+        );
+        let auth_rejections = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "thesa_auth_rejections",
+            "Requests refused because the token was missing or invalid, by reason",
+            auth_rejections.clone(),
+        );
+        let build = Family::<BuildLabels, Gauge>::default();
+        build
+            .get_or_create(&BuildLabels {
+                version: version.to_string(),
+                commit: commit.to_string(),
+            })
+            .set(1);
+        registry.register(
+            "thesa_build_info",
+            "Version and commit of the binary",
+            build,
+        );
+        Self {
+            registry,
+            http_requests,
+            http_duration,
+            definition_reloads,
+            definitions_loaded,
+            capability_cache_misses,
+            capability_cache_hits,
+            auth_rejections,
+        }
+    }
+
+    /// Counts a definition reload.
+    pub fn reload(&self, success: bool) {
+        let status = if success { "success" } else { "failure" };
+        self.definition_reloads
+            .get_or_create(&StatusLabel { status })
+            .inc();
+    }
+
+    /// The exposition text.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}

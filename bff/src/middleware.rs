@@ -1,0 +1,364 @@
+//! The middleware chain, outermost first, in the order of Thesa's
+//! deployment guide: recovery → CORS → request ID → auth → context →
+//! timeout → logging → metrics → tracing → handler.
+//!
+//! The layers run after routing (`Router::layer`), so each one sees the
+//! matched route pattern; the public routes (`/ui/health`, `/ui/ready`,
+//! the metrics path) pass auth and context untouched.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::middleware::{Next, from_fn, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use futures::FutureExt;
+use tower::ServiceBuilder;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tracing::Instrument;
+
+use crate::auth::Principal;
+use crate::capabilities::CapabilitySet;
+use crate::error::{ApiError, CORRELATION_ID};
+use crate::metrics::{ReasonLabel, ResponseLabels, RouteLabels};
+use crate::state::AppState;
+use thesa_core::config::CorsConfig;
+
+/// The header carrying the correlation ID in and out.
+pub const CORRELATION_HEADER: HeaderName = HeaderName::from_static("x-correlation-id");
+/// The header narrowing the partition.
+pub const PARTITION_HEADER: HeaderName = HeaderName::from_static("x-partition-id");
+
+/// The request's correlation ID (the client's, when it sent a usable one).
+#[derive(Debug, Clone)]
+pub struct CorrelationId(pub String);
+
+/// The authenticated caller, its partition and its capabilities.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Who is calling.
+    pub principal: Principal,
+    /// The partition of this request: the token's default, or the one
+    /// `X-Partition-Id` narrowed it to.
+    pub partition: Option<String>,
+    /// What the caller may see and do.
+    pub capabilities: CapabilitySet,
+}
+
+/// Wraps `router` in the chain.
+pub fn apply(router: Router<Arc<AppState>>, state: &Arc<AppState>) -> Router<Arc<AppState>> {
+    router.layer(
+        ServiceBuilder::new()
+            .layer(from_fn(recovery))
+            .layer(cors(&state.config.server.cors))
+            .layer(from_fn(request_id))
+            .layer(from_fn_with_state(state.clone(), authenticate))
+            .layer(from_fn_with_state(state.clone(), context))
+            .layer(from_fn_with_state(state.clone(), timeout))
+            .layer(from_fn(logging))
+            .layer(from_fn_with_state(state.clone(), metrics))
+            .layer(from_fn(trace)),
+    )
+}
+
+/// A correlation ID from the client is kept when it is short and plain;
+/// anything else is replaced, so logs cannot be forged through it.
+fn usable_correlation_id(value: &HeaderValue) -> Option<String> {
+    let text = value.to_str().ok()?;
+    let plain = !text.is_empty()
+        && text.len() <= 128
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+    plain.then(|| text.to_string())
+}
+
+/// Turns a panic in any inner layer or handler into a 500 with the error
+/// shape. It also settles the correlation ID, so that even this response
+/// carries it.
+async fn recovery(mut request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get(&CORRELATION_HEADER)
+        .and_then(usable_correlation_id)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    request.extensions_mut().insert(CorrelationId(id.clone()));
+    match AssertUnwindSafe(next.run(request)).catch_unwind().await {
+        Ok(response) => response,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(ToString::to_string)
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(correlation_id = %id, panic = %message, "handler panicked");
+            let mut response = ApiError::internal().response_with(id.clone());
+            if let Ok(value) = HeaderValue::from_str(&id) {
+                response.headers_mut().insert(CORRELATION_HEADER, value);
+            }
+            response
+        }
+    }
+}
+
+fn cors(config: &CorsConfig) -> CorsLayer {
+    let origins: Vec<HeaderValue> = config
+        .allowed_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    let methods: Vec<Method> = config
+        .allowed_methods
+        .iter()
+        .filter_map(|m| m.parse().ok())
+        .collect();
+    let headers: Vec<HeaderName> = config
+        .allowed_headers
+        .iter()
+        .filter_map(|h| h.parse().ok())
+        .collect();
+    let mut layer = CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods(methods)
+        .allow_headers(headers)
+        .expose_headers([CORRELATION_HEADER, header::ETAG]);
+    if let Some(max_age) = config.max_age {
+        layer = layer.max_age(max_age.get());
+    }
+    layer
+}
+
+/// Makes the correlation ID the request's for everything inside (error
+/// bodies read it) and echoes it in the response.
+async fn request_id(request: Request, next: Next) -> Response {
+    let id = request
+        .extensions()
+        .get::<CorrelationId>()
+        .map(|c| c.0.clone())
+        .unwrap_or_default();
+    let mut response = CORRELATION_ID.scope(id.clone(), next.run(request)).await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(CORRELATION_HEADER, value);
+    }
+    response
+}
+
+/// Routes anyone may call: probes and metrics.
+fn is_public(state: &AppState, path: &str) -> bool {
+    path == "/ui/health"
+        || path == "/ui/ready"
+        || (state.config.observability.metrics.enabled
+            && path == state.config.observability.metrics.path)
+}
+
+/// Verifies the bearer token and stores the principal.
+async fn authenticate(
+    State(state): State<Arc<AppState>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    if request.method() == Method::OPTIONS || is_public(&state, request.uri().path()) {
+        return next.run(request).await;
+    }
+    let header = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    match state.auth.authenticate(header).await {
+        Ok(principal) => {
+            request.extensions_mut().insert(principal);
+            next.run(request).await
+        }
+        Err(err) => {
+            let reason = err.reason();
+            state
+                .metrics
+                .auth_rejections
+                .get_or_create(&ReasonLabel { reason })
+                .inc();
+            tracing::info!(reason, path = %request.uri().path(), "request not authenticated: {err}");
+            match reason {
+                "jwks_unavailable" => {
+                    ApiError::unavailable("IDENTITY_UNAVAILABLE", err.to_string()).into_response()
+                }
+                _ => {
+                    let mut response = ApiError::unauthenticated(err.to_string()).into_response();
+                    response
+                        .headers_mut()
+                        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                    response
+                }
+            }
+        }
+    }
+}
+
+/// Whether `wanted` is one of `allowed` or a sub-partition of one
+/// (`eu` allows `eu/west`): a header may narrow, never widen.
+fn narrows(allowed: &[String], wanted: &str) -> bool {
+    allowed.iter().any(|p| {
+        wanted == p
+            || wanted
+                .strip_prefix(p.as_str())
+                .is_some_and(|rest| rest.starts_with('/') && rest.len() > 1)
+    })
+}
+
+/// Settles tenant, partition and capabilities for the request.
+async fn context(State(state): State<Arc<AppState>>, mut request: Request, next: Next) -> Response {
+    let Some(principal) = request.extensions_mut().remove::<Principal>() else {
+        return next.run(request).await;
+    };
+    let partition = match request.headers().get(&PARTITION_HEADER) {
+        None => principal.partitions.first().cloned(),
+        Some(value) => match value.to_str() {
+            Ok(wanted) if narrows(&principal.partitions, wanted) => Some(wanted.to_string()),
+            _ => {
+                return ApiError::new(
+                    axum::http::StatusCode::FORBIDDEN,
+                    "PARTITION_FORBIDDEN",
+                    "X-Partition-Id may only name a partition of the token or a part of one",
+                )
+                .into_response();
+            }
+        },
+    };
+    let capabilities = match state
+        .capabilities
+        .resolve(&principal, partition.as_deref())
+        .await
+    {
+        Ok(set) => set,
+        Err(err) => {
+            tracing::warn!("capabilities unavailable: {err}");
+            return ApiError::unavailable(
+                "CAPABILITIES_UNAVAILABLE",
+                "the policy engine did not answer; try again shortly",
+            )
+            .into_response();
+        }
+    };
+    request.extensions_mut().insert(Caller {
+        principal,
+        partition,
+        capabilities,
+    });
+    next.run(request).await
+}
+
+/// Ends a handler that runs past `server.handler_timeout` with 504.
+async fn timeout(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let limit = state.config.server.handler_timeout.get();
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            axum::http::StatusCode::GATEWAY_TIMEOUT,
+            "TIMEOUT",
+            format!(
+                "the request took longer than {}",
+                state.config.server.handler_timeout
+            ),
+        )
+        .into_response(),
+    }
+}
+
+fn route_of(request: &Request) -> String {
+    request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string())
+}
+
+/// One log line per request; probes at debug level so they do not drown
+/// the rest.
+async fn logging(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let route = route_of(&request);
+    let tenant = request
+        .extensions()
+        .get::<Caller>()
+        .map(|c| c.principal.tenant.clone());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let correlation_id = crate::error::correlation_id();
+    if route == "/ui/health" || route == "/ui/ready" {
+        tracing::debug!(%method, path, route, status, duration_ms, correlation_id, "request");
+    } else if status >= 500 {
+        tracing::error!(%method, path, route, status, duration_ms, correlation_id, tenant, "request");
+    } else {
+        tracing::info!(%method, path, route, status, duration_ms, correlation_id, tenant, "request");
+    }
+    response
+}
+
+/// `thesa_http_requests_total` and `thesa_http_request_duration_seconds`
+/// by route pattern.
+async fn metrics(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let method = request.method().to_string();
+    let path_pattern = route_of(&request);
+    let started = Instant::now();
+    let response = next.run(request).await;
+    state
+        .metrics
+        .http_duration
+        .get_or_create(&RouteLabels {
+            method: method.clone(),
+            path_pattern: path_pattern.clone(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    state
+        .metrics
+        .http_requests
+        .get_or_create(&ResponseLabels {
+            method,
+            path_pattern,
+            status: response.status().as_u16(),
+        })
+        .inc();
+    response
+}
+
+/// A span around the handler, so its log lines carry the route and the
+/// correlation ID. (Spans are not exported: this build has no OpenTelemetry
+/// exporter; `observability.tracing.enabled` only logs a warning.)
+async fn trace(request: Request, next: Next) -> Response {
+    let span = tracing::info_span!(
+        "request",
+        route = %route_of(&request),
+        correlation_id = %crate::error::correlation_id(),
+    );
+    next.run(request).instrument(span).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_header_may_narrow_but_not_widen() {
+        let allowed = vec!["eu".to_string(), "us/east".to_string()];
+        assert!(narrows(&allowed, "eu"));
+        assert!(narrows(&allowed, "eu/west"));
+        assert!(narrows(&allowed, "us/east/1"));
+        assert!(!narrows(&allowed, "us"));
+        assert!(!narrows(&allowed, "europe"));
+        assert!(!narrows(&allowed, "eu/"));
+        assert!(!narrows(&[], "eu"));
+    }
+
+    #[test]
+    fn forged_correlation_ids_are_replaced() {
+        let ok = HeaderValue::from_static("abc-123_x.y:z");
+        assert_eq!(usable_correlation_id(&ok).as_deref(), Some("abc-123_x.y:z"));
+        assert!(usable_correlation_id(&HeaderValue::from_static("a b")).is_none());
+        assert!(usable_correlation_id(&HeaderValue::from_str(&"x".repeat(129)).unwrap()).is_none());
+    }
+}

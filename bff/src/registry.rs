@@ -1,0 +1,146 @@
+//! The definition registry: the validated set of definitions the BFF serves
+//! (start-up step 4), with lookups by page and form ID. A registry is never
+//! modified; hot reload builds a new one and swaps it in whole.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+
+use thesa_core::checksum::{self, Checksum};
+use thesa_core::files::{self, SourceError};
+use thesa_core::finding::{self, Finding, Severity};
+use thesa_core::model::{Definition, Form, Page};
+use thesa_core::openapi::OperationIndex;
+use thesa_core::validate::{self, LoadedDefinition};
+
+/// A definition being served.
+#[derive(Debug)]
+pub struct Served {
+    /// The file it came from.
+    pub source: String,
+    /// The definition.
+    pub definition: Definition,
+    /// SHA-256 of its canonical form.
+    pub checksum: Checksum,
+}
+
+/// The served definitions, by domain.
+#[derive(Debug)]
+pub struct Registry {
+    definitions: Vec<Served>,
+    pages: HashMap<String, (usize, usize)>,
+    forms: HashMap<String, (usize, usize)>,
+    checksum: Checksum,
+}
+
+/// Why a definition set could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// A directory or file could not be read.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// At least one definition has errors; the findings say which.
+    #[error("{errors} error(s) in the definitions, first: {first}")]
+    Invalid {
+        /// Number of errors.
+        errors: usize,
+        /// The first error, with file, line and path.
+        first: String,
+        /// Every finding, errors and warnings.
+        findings: Vec<Finding>,
+    },
+}
+
+impl Registry {
+    /// Reads every definition under `directories`, validates the whole set
+    /// against `index`, and builds the registry when nothing has errors.
+    /// Warnings come back with the registry.
+    pub fn load(
+        directories: &[PathBuf],
+        index: &OperationIndex,
+        handlers: &BTreeSet<String>,
+    ) -> Result<(Self, Vec<Finding>), LoadError> {
+        let texts = files::document_texts("definitions directory", directories)?;
+        let mut findings = Vec::new();
+        let loaded: Vec<LoadedDefinition> = texts
+            .iter()
+            .map(|(source, text)| LoadedDefinition::from_text(source.as_str(), text, &mut findings))
+            .collect();
+        findings.extend(validate::validate(&loaded, index, handlers));
+        findings.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+        let (errors, _) = finding::count(&findings);
+        if errors > 0 {
+            let first = findings
+                .iter()
+                .find(|f| f.severity == Severity::Error)
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            return Err(LoadError::Invalid {
+                errors,
+                first,
+                findings,
+            });
+        }
+        let served = loaded
+            .into_iter()
+            .filter_map(|l| {
+                let definition = l.definition?;
+                Some(Served {
+                    checksum: checksum::definition_checksum(&definition),
+                    source: l.source,
+                    definition,
+                })
+            })
+            .collect();
+        Ok((Self::new(served), findings))
+    }
+
+    /// A registry of already validated definitions.
+    pub fn new(mut definitions: Vec<Served>) -> Self {
+        definitions.sort_by(|a, b| a.definition.domain.cmp(&b.definition.domain));
+        let mut pages = HashMap::new();
+        let mut forms = HashMap::new();
+        for (d, served) in definitions.iter().enumerate() {
+            for (p, page) in served.definition.pages.iter().enumerate() {
+                pages.insert(page.id.clone(), (d, p));
+            }
+            for (f, form) in served.definition.forms.iter().enumerate() {
+                forms.insert(form.id.clone(), (d, f));
+            }
+        }
+        let checksum = checksum::set_checksum(
+            definitions
+                .iter()
+                .map(|s| (s.definition.domain.as_str(), s.checksum)),
+        );
+        Self {
+            definitions,
+            pages,
+            forms,
+            checksum,
+        }
+    }
+
+    /// The served definitions, sorted by domain.
+    pub fn definitions(&self) -> &[Served] {
+        &self.definitions
+    }
+
+    /// The page with this ID and the definition that declares it.
+    pub fn page(&self, id: &str) -> Option<(&Served, &Page)> {
+        let &(d, p) = self.pages.get(id)?;
+        let served = &self.definitions[d];
+        Some((served, &served.definition.pages[p]))
+    }
+
+    /// The form with this ID and the definition that declares it.
+    pub fn form(&self, id: &str) -> Option<(&Served, &Form)> {
+        let &(d, f) = self.forms.get(id)?;
+        let served = &self.definitions[d];
+        Some((served, &served.definition.forms[f]))
+    }
+
+    /// The checksum of the whole set (independent of file order).
+    pub fn checksum(&self) -> Checksum {
+        self.checksum
+    }
+}

@@ -1,0 +1,227 @@
+//! The route table and its handlers. `docs/bff-api.yaml` describes the same
+//! routes as an OpenAPI document (a test keeps the two equal).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::error::ApiError;
+use crate::health;
+use crate::metadata;
+use crate::middleware::{self, Caller};
+use crate::state::AppState;
+
+/// Every route, as `(method, pattern)`: what the OpenAPI document must list.
+#[cfg(test)]
+const ROUTES: &[(&str, &str)] = &[
+    ("get", "/ui/health"),
+    ("get", "/ui/ready"),
+    ("get", "/metrics"),
+    ("get", "/ui/capabilities"),
+    ("get", "/ui/navigation"),
+    ("get", "/ui/pages/{id}"),
+    ("get", "/ui/forms/{id}"),
+];
+
+/// The router with its middleware.
+pub fn router(state: Arc<AppState>) -> Router {
+    let mut routes = Router::new()
+        .route("/ui/health", get(health::health))
+        .route("/ui/ready", get(health::ready))
+        .route("/ui/capabilities", get(capabilities))
+        .route("/ui/navigation", get(navigation))
+        .route("/ui/pages/{id}", get(page))
+        .route("/ui/forms/{id}", get(form));
+    let metrics = &state.config.observability.metrics;
+    if metrics.enabled {
+        routes = routes.route(&metrics.path, get(prometheus));
+    }
+    let routes = routes
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "ROUTE_NOT_FOUND", "no such route")
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "METHOD_NOT_ALLOWED",
+                "method not allowed on this route",
+            )
+        });
+    middleware::apply(routes, &state).with_state(state)
+}
+
+async fn prometheus(State(state): State<Arc<AppState>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+        .into_response()
+}
+
+#[derive(Serialize)]
+struct CapabilitiesView<'a> {
+    subject_id: &'a str,
+    tenant_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    partition_id: Option<&'a str>,
+    capabilities: &'a [String],
+}
+
+/// `GET /ui/capabilities`: the caller's capabilities.
+async fn capabilities(Extension(caller): Extension<Caller>) -> Response {
+    Json(CapabilitiesView {
+        subject_id: &caller.principal.subject,
+        tenant_id: &caller.principal.tenant,
+        partition_id: caller.partition.as_deref(),
+        capabilities: caller.capabilities.granted(),
+    })
+    .into_response()
+}
+
+/// `GET /ui/navigation`: the menu the caller may see.
+async fn navigation(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+) -> Response {
+    let registry = state.registry.load();
+    let tag = etag(&registry.checksum().to_string(), &caller);
+    if matches(&headers, &tag) {
+        return not_modified(&tag);
+    }
+    cached(
+        &tag,
+        Json(metadata::navigation(&registry, &caller.capabilities)),
+    )
+}
+
+/// `GET /ui/pages/{id}`: a page as the caller may see it; 404 when it does
+/// not exist or the caller may not see it (the same answer).
+async fn page(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let registry = state.registry.load();
+    let view = registry
+        .page(&id)
+        .and_then(|(served, page)| metadata::page(&registry, served, page, &caller.capabilities))
+        .ok_or_else(|| ApiError::not_found("page", &id))?;
+    let tag = etag(&registry.checksum().to_string(), &caller);
+    if matches(&headers, &tag) {
+        return Ok(not_modified(&tag));
+    }
+    Ok(cached(&tag, Json(view)))
+}
+
+/// `GET /ui/forms/{id}`: a form as the caller may see it; 404 like pages.
+async fn form(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let registry = state.registry.load();
+    let view = registry
+        .form(&id)
+        .and_then(|(served, form)| metadata::form(&registry, served, form, &caller.capabilities))
+        .ok_or_else(|| ApiError::not_found("form", &id))?;
+    let tag = etag(&registry.checksum().to_string(), &caller);
+    if matches(&headers, &tag) {
+        return Ok(not_modified(&tag));
+    }
+    Ok(cached(&tag, Json(view)))
+}
+
+/// A weak ETag over the definition set's checksum and the caller's
+/// capabilities: the view changes when either does. The set checksum (not
+/// the one definition's) because views follow references into other
+/// definitions (an action's form may live in another domain).
+fn etag(checksum: &str, caller: &Caller) -> String {
+    let mut hash = Sha256::new();
+    hash.update(checksum.as_bytes());
+    for capability in caller.capabilities.granted() {
+        hash.update([0]);
+        hash.update(capability.as_bytes());
+    }
+    let digest = hash.finalize();
+    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    format!("W/\"{hex}\"")
+}
+
+/// Whether `If-None-Match` lists `tag` (weak comparison) or `*`.
+fn matches(headers: &HeaderMap, tag: &str) -> bool {
+    let bare = tag.trim_start_matches("W/");
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .any(|candidate| candidate == "*" || candidate.trim_start_matches("W/") == bare)
+}
+
+fn with_cache_headers(mut response: Response, tag: &str) -> Response {
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(tag) {
+        headers.insert(header::ETAG, value);
+    }
+    // Views differ per caller: shared caches must not keep them.
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-cache"),
+    );
+    headers.insert(
+        header::VARY,
+        HeaderValue::from_static("Authorization, X-Partition-Id"),
+    );
+    response
+}
+
+fn cached(tag: &str, body: impl IntoResponse) -> Response {
+    with_cache_headers(body.into_response(), tag)
+}
+
+fn not_modified(tag: &str) -> Response {
+    with_cache_headers(StatusCode::NOT_MODIFIED.into_response(), tag)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `docs/bff-api.yaml` lists exactly the routes of the table.
+    #[test]
+    fn the_openapi_document_matches_the_route_table() {
+        let text = include_str!("../../docs/bff-api.yaml");
+        let document = thesa_core::node::parse(text).unwrap().to_json();
+        let mut documented: Vec<(String, String)> = document["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .flat_map(|(path, item)| {
+                item.as_object()
+                    .unwrap()
+                    .keys()
+                    .map(move |method| (method.clone(), path.clone()))
+            })
+            .collect();
+        documented.sort();
+        let mut table: Vec<(String, String)> = ROUTES
+            .iter()
+            .map(|(m, p)| (m.to_string(), p.to_string()))
+            .collect();
+        table.sort();
+        assert_eq!(documented, table);
+    }
+}

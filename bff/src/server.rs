@@ -1,0 +1,344 @@
+//! `thesa-bff serve`: the start-up sequence of Thesa's deployment guide
+//! (fail fast: any step that fails ends the process with exit 1 and one
+//! log line saying why), then serving until SIGTERM or SIGINT, then the
+//! graceful shutdown (stop accepting, drain up to
+//! `server.shutdown_timeout`, stop background tasks, exit 0).
+
+use std::collections::BTreeSet;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use thesa_core::config::{Config, IdempotencyDriver, WorkflowDriver};
+use thesa_core::finding::{Finding, Severity};
+use thesa_core::openapi::OperationIndex;
+use tokio::sync::watch;
+
+use crate::auth::Authenticator;
+use crate::capabilities::Capabilities;
+use crate::metrics::Metrics;
+use crate::registry::{LoadError, Registry};
+use crate::settings::{self, SettingsError};
+use crate::state::{AppState, BUILD};
+use crate::{outbound, reload, routes, sources, telemetry};
+
+/// Most time background tasks get to stop after the drain.
+const BACKGROUND_STOP: Duration = Duration::from_secs(5);
+
+/// A start-up step that failed: which, and why.
+#[derive(Debug)]
+struct Failed {
+    step: &'static str,
+    error: String,
+}
+
+fn failed(step: &'static str) -> impl FnOnce(String) -> Failed {
+    move |error| Failed { step, error }
+}
+
+/// Runs the server; the exit code is 0 after a clean shutdown, 1 when
+/// start-up fails.
+pub fn run(config_path: Option<PathBuf>) -> ExitCode {
+    let started = Instant::now();
+    let level = telemetry::init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            tracing::error!(error = %err, "start-up failed: cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        match start(config_path.as_deref(), &level, started).await {
+            Ok(server) => server.serve().await,
+            Err(Failed { step, error }) => {
+                tracing::error!(step, error = %error, "start-up failed: {step}: {error}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+/// A started server, listening and ready.
+struct Server {
+    state: Arc<AppState>,
+    listener: tokio::net::TcpListener,
+    background: Vec<tokio::task::JoinHandle<()>>,
+    stop_background: watch::Sender<bool>,
+}
+
+fn first_errors(findings: &[Finding]) -> String {
+    let errors: Vec<String> = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .take(3)
+        .map(ToString::to_string)
+        .collect();
+    errors.join("; ")
+}
+
+async fn start(
+    config_path: Option<&Path>,
+    level: &telemetry::LevelHandle,
+    started: Instant,
+) -> Result<Server, Failed> {
+    // 1. Configuration.
+    let settings = settings::load(config_path, std::env::vars()).map_err(|err| match &err {
+        SettingsError::Invalid(findings) => Failed {
+            step: "configuration",
+            error: format!("{}: {}", findings.len(), first_errors(findings)),
+        },
+        _ => Failed {
+            step: "configuration",
+            error: err.to_string(),
+        },
+    })?;
+    let config = settings.config;
+    refuse_unavailable(&config).map_err(failed("configuration"))?;
+
+    // 2. Telemetry.
+    level.set(config.observability.log_level);
+    let metrics = Metrics::new(BUILD.version, BUILD.commit);
+    tracing::info!(
+        version = BUILD.version,
+        commit = BUILD.commit,
+        config = settings.source,
+        overrides = ?settings.overrides,
+        "starting thesa-bff"
+    );
+    for variable in &settings.ignored {
+        tracing::warn!(
+            variable,
+            "environment variable ignored: it is not a configuration path"
+        );
+    }
+    if config.observability.tracing.enabled {
+        tracing::warn!(
+            "observability.tracing.enabled is set, but this build has no trace exporter; \
+             request spans appear in the logs only"
+        );
+    }
+
+    // 3. OpenAPI specs.
+    let config_source = (settings.source.as_str(), &config);
+    let spec_dir = PathBuf::from(&config.specs.directory);
+    let inputs = sources::spec_inputs(&spec_dir, Some(config_source))
+        .map_err(|e| failed("openapi specs")(e.to_string()))?;
+    let mut findings = Vec::new();
+    let index = OperationIndex::build(inputs, &mut findings);
+    if findings.iter().any(|f| f.severity == Severity::Error) {
+        return Err(failed("openapi specs")(first_errors(&findings)));
+    }
+    tracing::info!(
+        services = index.services().count(),
+        operations = index.operation_count(),
+        "openapi specs loaded"
+    );
+
+    // 4. Definitions.
+    if config.definitions.strict_checksums {
+        tracing::warn!(
+            "definitions.strict_checksums is set, but this build does not check a checksum \
+             manifest yet; definitions are validated, not compared with a manifest"
+        );
+    }
+    let directories: Vec<PathBuf> = config
+        .definitions
+        .directories
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+    let (registry, warnings) =
+        Registry::load(&directories, &index, &BTreeSet::new()).map_err(|err| match &err {
+            LoadError::Invalid { findings, .. } => {
+                failed("definitions")(format!("{err}; all errors: {}", first_errors(findings)))
+            }
+            LoadError::Source(_) => failed("definitions")(err.to_string()),
+        })?;
+    for warning in &warnings {
+        tracing::warn!(finding = %warning, "definition warning");
+    }
+    for served in registry.definitions() {
+        tracing::info!(
+            domain = served.definition.domain,
+            version = served.definition.version,
+            source = served.source,
+            checksum = %format!("sha256:{}", served.checksum),
+            "definition loaded"
+        );
+    }
+    tracing::info!(
+        definitions = registry.definitions().len(),
+        checksum = %format!("sha256:{}", registry.checksum()),
+        "definitions loaded"
+    );
+    metrics
+        .definitions_loaded
+        .set(registry.definitions().len() as i64);
+
+    // 5. Identity and capability system.
+    let http = outbound::client().map_err(|e| failed("http client")(e.to_string()))?;
+    let auth = Authenticator::new(&config.identity, http.clone())
+        .await
+        .map_err(|e| failed("identity")(e.to_string()))?;
+    let capabilities = Capabilities::new(&config.capability, http, &metrics)
+        .await
+        .map_err(|e| failed("capability system")(e.to_string()))?;
+
+    // 6.-8. Stores and SDK handlers: the embedded stores need no set-up,
+    // and this build registers no SDK handlers (definitions naming one did
+    // not validate in step 4).
+
+    // 9.-10. Service layer and router.
+    let state = Arc::new(AppState {
+        config,
+        index,
+        registry: ArcSwap::from_pointee(registry),
+        auth,
+        capabilities,
+        metrics,
+        draining: AtomicBool::new(false),
+    });
+
+    // 11. Background tasks. (The capability cache expires entries itself.)
+    let (stop_background, stopped) = watch::channel(false);
+    let mut background = Vec::new();
+    if state.config.definitions.hot_reload {
+        let watcher = reload::spawn(state.clone(), directories, stopped)
+            .map_err(|e| failed("definition watcher")(e.to_string()))?;
+        background.push(watcher);
+    }
+
+    // 12. Listen.
+    let address = SocketAddr::from((Ipv4Addr::UNSPECIFIED, state.config.server.port));
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|e| failed("listen")(format!("cannot listen on {address}: {e}")))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| failed("listen")(e.to_string()))?;
+    // 13. Ready: the probes answer from here on.
+    tracing::info!(
+        port = local.port(),
+        address = %local,
+        version = BUILD.version,
+        commit = BUILD.commit,
+        startup_ms = started.elapsed().as_millis() as u64,
+        hot_reload = state.config.definitions.hot_reload,
+        "server started"
+    );
+    Ok(Server {
+        state,
+        listener,
+        background,
+        stop_background,
+    })
+}
+
+/// Store drivers that arrive in later releases are refused now rather
+/// than silently replaced by the embedded ones.
+fn refuse_unavailable(config: &Config) -> Result<(), String> {
+    if config.workflow.enabled && config.workflow.store.driver == WorkflowDriver::Postgres {
+        return Err(
+            "workflow.store.driver: postgres is not available in this build; \
+                    use memory (single replica) or disable workflows"
+                .into(),
+        );
+    }
+    if config.idempotency.enabled && config.idempotency.store.driver == IdempotencyDriver::Redis {
+        return Err(
+            "idempotency.store.driver: redis is not available in this build; \
+                    use memory (single replica) or disable idempotency"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+impl Server {
+    async fn serve(self) -> ExitCode {
+        let Self {
+            state,
+            listener,
+            background,
+            stop_background,
+        } = self;
+        let (signalled_tx, mut signalled) = watch::channel(false);
+        let draining_state = state.clone();
+        let app = routes::router(state.clone());
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            tracing::info!("shutdown initiated");
+            draining_state.draining.store(true, Ordering::Relaxed);
+            let _ = signalled_tx.send(true);
+        });
+        let mut server = tokio::spawn(async move { serve.await });
+
+        let limit = state.config.server.shutdown_timeout.get();
+        let outcome = tokio::select! {
+            result = &mut server => Some(result),
+            _ = signalled.wait_for(|s| *s) => None,
+        };
+        let result = match outcome {
+            Some(result) => result,
+            // Draining: in-flight requests get `shutdown_timeout`.
+            None => match tokio::time::timeout(limit, &mut server).await {
+                Ok(result) => result,
+                Err(_) => {
+                    tracing::warn!(
+                        timeout_s = limit.as_secs(),
+                        "requests still in flight at the shutdown deadline; closing them"
+                    );
+                    server.abort();
+                    Ok(Ok(()))
+                }
+            },
+        };
+        if let Ok(Err(err)) | Err(err) = result.map_err(|e| std::io::Error::other(e.to_string())) {
+            tracing::error!(error = %err, "server failed");
+            return ExitCode::FAILURE;
+        }
+
+        let _ = stop_background.send(true);
+        for task in background {
+            if tokio::time::timeout(BACKGROUND_STOP, task).await.is_err() {
+                tracing::warn!("a background task did not stop in time");
+            }
+        }
+        // Pools (the HTTP client's) close when the state is dropped.
+        drop(state);
+        tracing::info!("shutdown complete");
+        ExitCode::SUCCESS
+    }
+}
+
+/// SIGTERM (Kubernetes) or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}

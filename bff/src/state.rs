@@ -1,0 +1,47 @@
+//! The one shared state of the server, passed to handlers with `State`.
+
+use std::sync::atomic::AtomicBool;
+
+use arc_swap::ArcSwap;
+use thesa_core::config::Config;
+use thesa_core::openapi::OperationIndex;
+
+use crate::auth::Authenticator;
+use crate::capabilities::Capabilities;
+use crate::metrics::Metrics;
+use crate::registry::Registry;
+
+/// Version and commit baked in at build time (`THESA_BUILD_VERSION`,
+/// `THESA_BUILD_COMMIT`, else the crate version and `git rev-parse`).
+#[derive(Debug, Clone, Copy)]
+pub struct Build {
+    /// Release version.
+    pub version: &'static str,
+    /// Source commit.
+    pub commit: &'static str,
+}
+
+/// This binary's build.
+pub const BUILD: Build = Build {
+    version: env!("THESA_VERSION"),
+    commit: env!("THESA_COMMIT"),
+};
+
+/// Everything handlers and middleware share.
+#[derive(Debug)]
+pub struct AppState {
+    /// The effective configuration.
+    pub config: Config,
+    /// Operations of the loaded specs (specs are not reloaded).
+    pub index: OperationIndex,
+    /// The definitions being served; hot reload swaps it whole.
+    pub registry: ArcSwap<Registry>,
+    /// Token verification.
+    pub auth: Authenticator,
+    /// Capability resolution.
+    pub capabilities: Capabilities,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
+    /// Set when shutdown begins: readiness fails so no new traffic comes.
+    pub draining: AtomicBool,
+}
