@@ -26,6 +26,7 @@ use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, P
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 use thesa_core::config::{self, ClaimPaths, IdentityConfig};
 
 /// Who is calling, read from a verified token at the configured claim paths.
@@ -69,6 +70,16 @@ const MAX_TOKEN_BYTES: usize = 16 * 1024;
 /// Longest key ID quoted back in an error; the rest is cut off, since the
 /// value is whatever the caller put in the token.
 const MAX_SHOWN_KID: usize = 64;
+
+/// How long a verified token is remembered. A signature check (RSA in
+/// particular) costs far more than the rest of a metadata request, and a
+/// frontend sends the same token with every request; remembering it for a
+/// minute bounds how long a key withdrawn from the key set keeps working.
+/// Expiry is still checked on every request.
+const VERIFIED_TTL: Duration = Duration::from_secs(60);
+
+/// Most verified tokens remembered (about 1 KiB each).
+const VERIFIED_MAX: u64 = 10_000;
 
 /// Why a request is not authenticated. Messages describe the problem
 /// without quoting the token, so they are safe to log and to return.
@@ -313,6 +324,8 @@ pub struct Authenticator {
     /// the fetch, so concurrent requests needing fresh keys wait for that
     /// one fetch instead of starting their own.
     last_fetch: tokio::sync::Mutex<Option<Instant>>,
+    /// Tokens verified recently, by SHA-256, with their principal and `exp`.
+    verified: moka::sync::Cache<[u8; 32], Arc<(Principal, u64)>>,
 }
 
 impl fmt::Debug for Authenticator {
@@ -428,6 +441,10 @@ impl Authenticator {
             cache_ttl: config.jwks_cache_ttl.get(),
             keys: RwLock::new(Arc::new(keys)),
             last_fetch: tokio::sync::Mutex::new(None),
+            verified: moka::sync::Cache::builder()
+                .max_capacity(VERIFIED_MAX)
+                .time_to_live(VERIFIED_TTL)
+                .build(),
         })
     }
 
@@ -435,6 +452,15 @@ impl Authenticator {
     /// caller from its claims.
     pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, AuthError> {
         let token = bearer_token(authorization)?;
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some(entry) = self.verified.get(&digest) {
+            let (principal, exp) = &*entry;
+            if exp.saturating_add(LEEWAY_SECS) >= unix_now() {
+                return Ok(principal.clone());
+            }
+            self.verified.invalidate(&digest);
+            return Err(AuthError::Expired);
+        }
         let header = jsonwebtoken::decode_header(token).map_err(|_| {
             AuthError::Malformed(
                 "the token header is not base64url JSON with a known algorithm (alg)",
@@ -473,7 +499,13 @@ impl Authenticator {
         let claims = jsonwebtoken::decode::<Value>(token, key, validation)
             .map_err(verification_error)?
             .claims;
-        principal(&claims, &self.claim_paths)
+        let principal = principal(&claims, &self.claim_paths)?;
+        // Validation requires `exp`, so it is there.
+        if let Some(exp) = claims.get("exp").and_then(Value::as_u64) {
+            self.verified
+                .insert(digest, Arc::new((principal.clone(), exp)));
+        }
+        Ok(principal)
     }
 
     fn accepted(&self) -> String {
@@ -544,6 +576,13 @@ impl Authenticator {
 }
 
 /// The value of an optional setting, treating an empty string as unset.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
 fn setting(value: &Option<String>) -> Option<&str> {
     value.as_deref().map(str::trim).filter(|v| !v.is_empty())
 }
@@ -1094,6 +1133,22 @@ mod tests {
                 claim: "exp".into()
             }
         );
+    }
+
+    #[tokio::test]
+    async fn remembered_tokens_are_served_from_memory_and_still_expire() {
+        let server = JwksServer::start(Some(&["test-rsa-1"])).await;
+        let auth = authenticator(&server).await;
+        // Valid for one more second, counting the leeway.
+        let exp = now() + 1 - LEEWAY_SECS;
+        let token = rs256(&claims_with(json!({ "exp": exp })));
+        let first = auth.authenticate(Some(&bearer(&token))).await.unwrap();
+        auth.verified.run_pending_tasks();
+        assert_eq!(auth.verified.entry_count(), 1);
+        let again = auth.authenticate(Some(&bearer(&token))).await.unwrap();
+        assert_eq!(first, again);
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        assert_eq!(rejected(&auth, &token).await, AuthError::Expired);
     }
 
     #[tokio::test]

@@ -2,11 +2,12 @@
 //! static policy file (roles → capabilities) or from an OPA endpoint, and
 //! kept in a TTL cache bounded by `capability.cache.max_entries`.
 
+use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use moka::sync::Cache;
 use prometheus_client::metrics::counter::Counter;
-use serde::Serialize;
+use sha2::{Digest, Sha256};
 use thesa_core::config::{CapabilityConfig, Evaluator, Policies};
 use thesa_core::finding::Severity;
 
@@ -15,9 +16,12 @@ use crate::metrics::Metrics;
 
 /// The capabilities granted to one caller. Entries may be patterns: `*`
 /// grants everything and `orders:*` everything in the `orders` namespace.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
-#[serde(transparent)]
-pub struct CapabilitySet(Vec<String>);
+/// Cheap to clone; its fingerprint identifies the set in caches and ETags.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CapabilitySet {
+    granted: Arc<[String]>,
+    fingerprint: [u8; 16],
+}
 
 impl CapabilitySet {
     /// A set of granted capabilities (sorted, without duplicates).
@@ -25,12 +29,29 @@ impl CapabilitySet {
         let mut granted: Vec<String> = granted.into_iter().collect();
         granted.sort();
         granted.dedup();
-        Self(granted)
+        let mut hash = Sha256::new();
+        for capability in &granted {
+            hash.update(capability.as_bytes());
+            hash.update([0]);
+        }
+        let digest = hash.finalize();
+        let mut fingerprint = [0; 16];
+        fingerprint.copy_from_slice(&digest[..16]);
+        Self {
+            granted: granted.into(),
+            fingerprint,
+        }
+    }
+
+    /// Equal for equal sets, different (with overwhelming probability) for
+    /// different ones.
+    pub fn fingerprint(&self) -> [u8; 16] {
+        self.fingerprint
     }
 
     /// Whether `capability` is granted, honouring `*` and `namespace:*`.
     pub fn has(&self, capability: &str) -> bool {
-        self.0.iter().any(|granted| {
+        self.granted.iter().any(|granted| {
             granted == "*"
                 || granted == capability
                 || granted
@@ -46,7 +67,7 @@ impl CapabilitySet {
 
     /// The granted entries, sorted.
     pub fn granted(&self) -> &[String] {
-        &self.0
+        &self.granted
     }
 }
 

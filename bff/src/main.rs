@@ -22,11 +22,18 @@ mod sources;
 mod state;
 mod telemetry;
 mod validate;
+mod views;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+/// mimalloc instead of the system allocator: a request makes many small
+/// allocations (headers, labels, log fields), and glibc's malloc showed
+/// up at the top of the server's profile (see BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Thesa Backend-For-Frontend.
 ///

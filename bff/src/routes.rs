@@ -9,13 +9,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
 use crate::health;
 use crate::metadata;
 use crate::middleware::{self, Caller};
 use crate::state::AppState;
+use crate::views::{Rendered, View};
 
 /// Every route, as `(method, pattern)`: what the OpenAPI document must list.
 #[cfg(test)]
@@ -94,14 +94,17 @@ async fn navigation(
     headers: HeaderMap,
 ) -> Response {
     let registry = state.registry.load();
-    let tag = etag(&registry.checksum().to_string(), &caller);
-    if matches(&headers, &tag) {
-        return not_modified(&tag);
+    let caps = &caller.capabilities;
+    let rendered =
+        state
+            .views
+            .get_or_render(registry.checksum(), View::Navigation, "", caps, || {
+                Some(metadata::navigation(&registry, caps))
+            });
+    match rendered {
+        Some(rendered) => respond(&headers, &rendered),
+        None => ApiError::internal().into_response(),
     }
-    cached(
-        &tag,
-        Json(metadata::navigation(&registry, &caller.capabilities)),
-    )
 }
 
 /// `GET /ui/pages/{id}`: a page as the caller may see it; 404 when it does
@@ -113,15 +116,15 @@ async fn page(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let registry = state.registry.load();
-    let view = registry
-        .page(&id)
-        .and_then(|(served, page)| metadata::page(&registry, served, page, &caller.capabilities))
+    let caps = &caller.capabilities;
+    let rendered = state
+        .views
+        .get_or_render(registry.checksum(), View::Page, &id, caps, || {
+            let (served, page) = registry.page(&id)?;
+            metadata::page(&registry, served, page, caps)
+        })
         .ok_or_else(|| ApiError::not_found("page", &id))?;
-    let tag = etag(&registry.checksum().to_string(), &caller);
-    if matches(&headers, &tag) {
-        return Ok(not_modified(&tag));
-    }
-    Ok(cached(&tag, Json(view)))
+    Ok(respond(&headers, &rendered))
 }
 
 /// `GET /ui/forms/{id}`: a form as the caller may see it; 404 like pages.
@@ -132,35 +135,20 @@ async fn form(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let registry = state.registry.load();
-    let view = registry
-        .form(&id)
-        .and_then(|(served, form)| metadata::form(&registry, served, form, &caller.capabilities))
+    let caps = &caller.capabilities;
+    let rendered = state
+        .views
+        .get_or_render(registry.checksum(), View::Form, &id, caps, || {
+            let (served, form) = registry.form(&id)?;
+            metadata::form(&registry, served, form, caps)
+        })
         .ok_or_else(|| ApiError::not_found("form", &id))?;
-    let tag = etag(&registry.checksum().to_string(), &caller);
-    if matches(&headers, &tag) {
-        return Ok(not_modified(&tag));
-    }
-    Ok(cached(&tag, Json(view)))
-}
-
-/// A weak ETag over the definition set's checksum and the caller's
-/// capabilities: the view changes when either does. The set checksum (not
-/// the one definition's) because views follow references into other
-/// definitions (an action's form may live in another domain).
-fn etag(checksum: &str, caller: &Caller) -> String {
-    let mut hash = Sha256::new();
-    hash.update(checksum.as_bytes());
-    for capability in caller.capabilities.granted() {
-        hash.update([0]);
-        hash.update(capability.as_bytes());
-    }
-    let digest = hash.finalize();
-    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
-    format!("W/\"{hex}\"")
+    Ok(respond(&headers, &rendered))
 }
 
 /// Whether `If-None-Match` lists `tag` (weak comparison) or `*`.
-fn matches(headers: &HeaderMap, tag: &str) -> bool {
+fn matches(headers: &HeaderMap, tag: &HeaderValue) -> bool {
+    let Ok(tag) = tag.to_str() else { return false };
     let bare = tag.trim_start_matches("W/");
     headers
         .get_all(header::IF_NONE_MATCH)
@@ -171,29 +159,32 @@ fn matches(headers: &HeaderMap, tag: &str) -> bool {
         .any(|candidate| candidate == "*" || candidate.trim_start_matches("W/") == bare)
 }
 
-fn with_cache_headers(mut response: Response, tag: &str) -> Response {
-    let headers = response.headers_mut();
-    if let Ok(value) = HeaderValue::from_str(tag) {
-        headers.insert(header::ETAG, value);
-    }
-    // Views differ per caller: shared caches must not keep them.
-    headers.insert(
+/// 304 when the caller has this version, else the JSON; with the ETag and
+/// headers that keep shared caches from storing per-caller views.
+fn respond(headers: &HeaderMap, rendered: &Rendered) -> Response {
+    let mut response = if matches(headers, &rendered.etag) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            rendered.body.clone(),
+        )
+            .into_response()
+    };
+    let response_headers = response.headers_mut();
+    response_headers.insert(header::ETAG, rendered.etag.clone());
+    response_headers.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("private, no-cache"),
     );
-    headers.insert(
+    response_headers.insert(
         header::VARY,
         HeaderValue::from_static("Authorization, X-Partition-Id"),
     );
     response
-}
-
-fn cached(tag: &str, body: impl IntoResponse) -> Response {
-    with_cache_headers(body.into_response(), tag)
-}
-
-fn not_modified(tag: &str) -> Response {
-    with_cache_headers(StatusCode::NOT_MODIFIED.into_response(), tag)
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ use crate::metrics::Metrics;
 use crate::registry::{LoadError, Registry};
 use crate::settings::{self, SettingsError};
 use crate::state::{AppState, BUILD};
+use crate::views::ViewCache;
 use crate::{outbound, reload, routes, sources, telemetry};
 
 /// Most time background tasks get to stop after the drain.
@@ -204,6 +205,7 @@ async fn start(
         auth,
         capabilities,
         metrics,
+        views: ViewCache::default(),
         draining: AtomicBool::new(false),
     });
 

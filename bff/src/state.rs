@@ -10,6 +10,7 @@ use crate::auth::Authenticator;
 use crate::capabilities::Capabilities;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
+use crate::views::ViewCache;
 
 /// Version and commit baked in at build time (`THESA_BUILD_VERSION`,
 /// `THESA_BUILD_COMMIT`, else the crate version and `git rev-parse`).
@@ -42,6 +43,8 @@ pub struct AppState {
     pub capabilities: Capabilities,
     /// Prometheus metrics.
     pub metrics: Metrics,
+    /// Rendered metadata views.
+    pub views: ViewCache,
     /// Set when shutdown begins: readiness fails so no new traffic comes.
     pub draining: AtomicBool,
 }
