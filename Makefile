@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help build run test manifests e2e crds render lint fmt bench clean
+.PHONY: help build run test manifests e2e crds render lint fmt bench bench-bff clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -53,6 +53,9 @@ fmt: ## Format the code
 bench: ## Validation and reconcile benchmarks (release build; see BENCHMARKS.md)
 	$(CARGO) bench --locked -p thesa-core --bench validate
 	$(CARGO) bench --locked -p thesa-operator --bench reconcile
+
+bench-bff: ## Load test of the BFF against a bare axum handler, 127.0.0.1 only (see BENCHMARKS.md)
+	bash scripts/bench-bff.sh
 
 clean: ## Remove build output
 	$(CARGO) clean

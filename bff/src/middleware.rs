@@ -2,6 +2,11 @@
 //! deployment guide: recovery → CORS → request ID → auth → context →
 //! timeout → logging → metrics → tracing → handler.
 //!
+//! The timeout step also bounds reading the request body by
+//! `server.read_timeout`. `server.write_timeout` is accepted but not
+//! enforced: hyper has no write timeout, and `handler_timeout` bounds the
+//! handlers.
+//!
 //! The layers run after routing (`Router::layer`), so each one sees the
 //! matched route pattern; the public routes (`/ui/health`, `/ui/ready`,
 //! the metrics path) pass auth and context untouched.
@@ -18,6 +23,8 @@ use axum::response::{IntoResponse, Response};
 use futures::FutureExt;
 use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::map_request_body::MapRequestBodyLayer;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tracing::Instrument;
 
 use crate::auth::Principal;
@@ -58,6 +65,10 @@ pub fn apply(router: Router<Arc<AppState>>, state: &Arc<AppState>) -> Router<Arc
             .layer(from_fn_with_state(state.clone(), authenticate))
             .layer(from_fn_with_state(state.clone(), context))
             .layer(from_fn_with_state(state.clone(), timeout))
+            .layer(RequestBodyTimeoutLayer::new(
+                state.config.server.read_timeout.get(),
+            ))
+            .layer(MapRequestBodyLayer::new(axum::body::Body::new))
             .layer(from_fn(logging))
             .layer(from_fn_with_state(state.clone(), metrics))
             .layer(from_fn(trace)),
