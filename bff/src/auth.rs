@@ -16,7 +16,6 @@
 //! key IDs cannot turn the BFF into a load generator against the identity
 //! provider.
 
-use std::error::Error as _;
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
@@ -420,7 +419,7 @@ impl Authenticator {
                     Err(err) => {
                         tracing::warn!(
                             jwks_url = %url,
-                            error = %error_chain(&err),
+                            error = %crate::outbound::error_chain(&err),
                             "cannot fetch the identity provider's signing keys; starting anyway, \
                              requests will retry"
                         );
@@ -508,6 +507,12 @@ impl Authenticator {
         Ok(principal)
     }
 
+    /// Whether a key set has been loaded (for readiness: without one no
+    /// token can be verified). Does not fetch.
+    pub fn has_keys(&self) -> bool {
+        self.snapshot().loaded_at.is_some()
+    }
+
     fn accepted(&self) -> String {
         algorithm_list(&self.algorithms)
     }
@@ -565,7 +570,7 @@ impl Authenticator {
             Err(err) => {
                 tracing::warn!(
                     jwks_url = %url,
-                    error = %error_chain(&err),
+                    error = %crate::outbound::error_chain(&err),
                     kept = current.keys.len(),
                     "cannot fetch the identity provider's signing keys; keeping the keys loaded"
                 );
@@ -857,21 +862,6 @@ async fn fetch_key_set(
 
 /// An error with its sources, for logs (reqwest's message alone hides the
 /// cause, e.g. "connection refused").
-fn error_chain(err: &JwksError) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    // `Fetch` already prints its source's message.
-    if matches!(err, JwksError::Fetch(_) | JwksError::NotJwks(_)) {
-        source = source.and_then(|s| s.source());
-    }
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;

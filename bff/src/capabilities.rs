@@ -8,7 +8,7 @@ use std::time::Duration as StdDuration;
 use moka::sync::Cache;
 use prometheus_client::metrics::counter::Counter;
 use sha2::{Digest, Sha256};
-use thesa_core::config::{CapabilityConfig, Evaluator, Policies};
+use thesa_core::config::{self, CapabilityConfig, Evaluator, Policies};
 use thesa_core::finding::Severity;
 
 use crate::auth::Principal;
@@ -51,13 +51,9 @@ impl CapabilitySet {
 
     /// Whether `capability` is granted, honouring `*` and `namespace:*`.
     pub fn has(&self, capability: &str) -> bool {
-        self.granted.iter().any(|granted| {
-            granted == "*"
-                || granted == capability
-                || granted
-                    .strip_suffix('*')
-                    .is_some_and(|prefix| prefix.ends_with(':') && capability.starts_with(prefix))
-        })
+        self.granted
+            .iter()
+            .any(|granted| config::grants(granted, capability))
     }
 
     /// Whether every one of `required` is granted (an empty list is).
@@ -114,7 +110,7 @@ enum Source {
 #[derive(Debug)]
 pub struct Capabilities {
     source: Source,
-    cache: Cache<String, CapabilitySet>,
+    cache: Cache<CacheKey, CapabilitySet>,
     misses: Counter,
     hits: Counter,
 }
@@ -209,7 +205,7 @@ impl Capabilities {
             .timeout(*timeout)
             .send()
             .await
-            .map_err(|e| opa_error(error_chain(&e)))?;
+            .map_err(|e| opa_error(crate::outbound::error_chain(&e)))?;
         if !response.status().is_success() {
             return Err(opa_error(format!(
                 "health check answered {}",
@@ -225,17 +221,27 @@ impl Capabilities {
     }
 }
 
-/// Tenant, subject, partition and roles: everything a decision may depend on.
-fn cache_key(principal: &Principal, partition: Option<&str>) -> String {
+/// Everything a decision may depend on: what OPA is sent.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct CacheKey {
+    tenant: String,
+    subject: String,
+    partition: Option<String>,
+    email: Option<String>,
+    /// Sorted.
+    roles: Vec<String>,
+}
+
+fn cache_key(principal: &Principal, partition: Option<&str>) -> CacheKey {
     let mut roles = principal.roles.clone();
     roles.sort();
-    format!(
-        "{}\u{0}{}\u{0}{}\u{0}{}",
-        principal.tenant,
-        principal.subject,
-        partition.unwrap_or_default(),
-        roles.join("\u{1}")
-    )
+    CacheKey {
+        tenant: principal.tenant.clone(),
+        subject: principal.subject.clone(),
+        partition: partition.map(String::from),
+        email: principal.email.clone(),
+        roles,
+    }
 }
 
 fn read_policies(path: &str) -> Result<Policies, CapabilityError> {
@@ -296,7 +302,7 @@ async fn query_opa(
         .json(&input)
         .send()
         .await
-        .map_err(|e| opa_error(error_chain(&e)))?;
+        .map_err(|e| opa_error(crate::outbound::error_chain(&e)))?;
     if !response.status().is_success() {
         return Err(opa_error(format!("answered {}", response.status())));
     }
@@ -308,22 +314,6 @@ async fn query_opa(
         None => Vec::new(),
         Some(OpaResult::List(list)) | Some(OpaResult::Object { capabilities: list }) => list,
     }))
-}
-
-/// An error with its causes, `a: b: c` (reqwest hides the useful part, such
-/// as "connection refused", in the source chain).
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

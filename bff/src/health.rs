@@ -3,12 +3,14 @@
 //! JSON shows).
 //!
 //! Readiness is 503 (`not_ready`) when a critical check fails: the
-//! definitions, the OpenAPI index or the policy engine; without them no
-//! request can be answered correctly. The workflow and idempotency stores
+//! definitions, the OpenAPI index, the identity provider's keys (never
+//! loaded) or the policy engine; without them no request can be answered
+//! correctly. The workflow and idempotency stores
 //! are not critical: when one fails, the BFF is `degraded` and still
 //! answers 200, because navigation, pages and forms keep working (the
 //! guide's "Workflow Store Unavailable" runbook). During shutdown readiness
-//! is 503 (`shutting_down`) so that no new traffic arrives.
+//! is 503 (`shutting_down`), for probes on connections still open while the
+//! listener is closed.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -70,13 +72,24 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
         )),
     );
 
+    let identity = if state.auth.has_keys() {
+        Check::ok(json!({}))
+    } else {
+        critical_failed = true;
+        Check::error("no signing keys loaded from the identity provider yet".into())
+    };
+    checks.insert("identity".into(), json!(identity));
+
+    // The probe is public: the answer names the failure, the log has the
+    // details (URLs may carry credentials).
     let policy = if state.capabilities.is_remote() {
         let started = Instant::now();
         match state.capabilities.check().await {
             Ok(()) => Check::ok(json!({ "latency_ms": started.elapsed().as_millis() as u64 })),
             Err(err) => {
                 critical_failed = true;
-                Check::error(err.to_string())
+                tracing::warn!(error = %err, "readiness: policy engine check failed");
+                Check::error("the policy engine did not answer its health check".into())
             }
         }
     } else {

@@ -19,8 +19,8 @@ const LATENCY_BUCKETS: [f64; 12] = [
 /// path, so that the series stay few.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct RouteLabels {
-    /// HTTP method.
-    pub method: String,
+    /// HTTP method (`other` for non-standard ones).
+    pub method: &'static str,
     /// The matched route pattern, `unmatched` when no route matched.
     pub path_pattern: String,
 }
@@ -28,8 +28,8 @@ pub struct RouteLabels {
 /// Labels of a finished request.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct ResponseLabels {
-    /// HTTP method.
-    pub method: String,
+    /// HTTP method (`other` for non-standard ones).
+    pub method: &'static str,
     /// The matched route pattern.
     pub path_pattern: String,
     /// Response status code.

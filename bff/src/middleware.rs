@@ -1,6 +1,10 @@
 //! The middleware chain, outermost first, in the order of Thesa's
-//! deployment guide: recovery → CORS → request ID → auth → context →
-//! timeout → logging → metrics → tracing → handler.
+//! deployment guide — recovery → CORS → request ID → auth → context →
+//! timeout → logging → metrics → tracing → handler — with one change:
+//! logging and metrics sit right after the request ID, outside auth,
+//! context and timeout, so that rejected (401, 403), unavailable (503) and
+//! timed-out (504) requests are logged and counted too; inside, they would
+//! never see those answers.
 //!
 //! The timeout step also bounds reading the request body by
 //! `server.read_timeout`. `server.write_timeout` is accepted but not
@@ -55,13 +59,19 @@ pub struct Caller {
     pub capabilities: CapabilitySet,
 }
 
-/// Wraps `router` in the chain.
-pub fn apply(router: Router<Arc<AppState>>, state: &Arc<AppState>) -> Router<Arc<AppState>> {
-    router.layer(
+/// Wraps `router` in the chain; an error names a CORS setting that is
+/// not a valid origin, method or header.
+pub fn apply(
+    router: Router<Arc<AppState>>,
+    state: &Arc<AppState>,
+) -> Result<Router<Arc<AppState>>, String> {
+    Ok(router.layer(
         ServiceBuilder::new()
             .layer(from_fn(recovery))
-            .layer(cors(&state.config.server.cors))
+            .layer(cors(&state.config.server.cors)?)
             .layer(from_fn(request_id))
+            .layer(from_fn(logging))
+            .layer(from_fn_with_state(state.clone(), metrics))
             .layer(from_fn_with_state(state.clone(), authenticate))
             .layer(from_fn_with_state(state.clone(), context))
             .layer(from_fn_with_state(state.clone(), timeout))
@@ -69,10 +79,8 @@ pub fn apply(router: Router<Arc<AppState>>, state: &Arc<AppState>) -> Router<Arc
                 state.config.server.read_timeout.get(),
             ))
             .layer(MapRequestBodyLayer::new(axum::body::Body::new))
-            .layer(from_fn(logging))
-            .layer(from_fn_with_state(state.clone(), metrics))
             .layer(from_fn(trace)),
-    )
+    ))
 }
 
 /// A correlation ID from the client is kept when it is short and plain;
@@ -115,31 +123,41 @@ async fn recovery(mut request: Request, next: Next) -> Response {
     }
 }
 
-fn cors(config: &CorsConfig) -> CorsLayer {
-    let origins: Vec<HeaderValue> = config
-        .allowed_origins
-        .iter()
-        .filter_map(|o| HeaderValue::from_str(o).ok())
-        .collect();
-    let methods: Vec<Method> = config
-        .allowed_methods
-        .iter()
-        .filter_map(|m| m.parse().ok())
-        .collect();
-    let headers: Vec<HeaderName> = config
-        .allowed_headers
-        .iter()
-        .filter_map(|h| h.parse().ok())
-        .collect();
+/// The CORS layer of `server.cors`; `*` in `allowed_origins` allows any
+/// origin.
+fn cors(config: &CorsConfig) -> Result<CorsLayer, String> {
+    fn parsed<T>(
+        key: &str,
+        values: &[String],
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> Result<Vec<T>, String> {
+        values
+            .iter()
+            .map(|v| parse(v).ok_or_else(|| format!("server.cors.{key}: {v:?} is not valid")))
+            .collect()
+    }
+    let origins = if config.allowed_origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(parsed("allowed_origins", &config.allowed_origins, |o| {
+            HeaderValue::from_str(o).ok()
+        })?)
+    };
+    let methods: Vec<Method> = parsed("allowed_methods", &config.allowed_methods, |m| {
+        m.parse().ok()
+    })?;
+    let headers: Vec<HeaderName> = parsed("allowed_headers", &config.allowed_headers, |h| {
+        h.parse().ok()
+    })?;
     let mut layer = CorsLayer::new()
-        .allow_origin(AllowOrigin::list(origins))
+        .allow_origin(origins)
         .allow_methods(methods)
         .allow_headers(headers)
         .expose_headers([CORRELATION_HEADER, header::ETAG]);
     if let Some(max_age) = config.max_age {
         layer = layer.max_age(max_age.get());
     }
-    layer
+    Ok(layer)
 }
 
 /// Makes the correlation ID the request's for everything inside (error
@@ -171,7 +189,8 @@ async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Response {
-    if request.method() == Method::OPTIONS || is_public(&state, request.uri().path()) {
+    // CORS (outside) answers preflights itself, so OPTIONS needs no bypass.
+    if is_public(&state, request.uri().path()) {
         return next.run(request).await;
     }
     let header = request
@@ -207,15 +226,28 @@ async fn authenticate(
     }
 }
 
+/// Longest partition accepted from the header.
+const MAX_PARTITION: usize = 128;
+
 /// Whether `wanted` is one of `allowed` or a sub-partition of one
-/// (`eu` allows `eu/west`): a header may narrow, never widen.
+/// (`eu` allows `eu/west`): a header may narrow, never widen. Segments are
+/// letters, digits, `-` and `_` only (no `.`, `..` or empty segments), so a
+/// partition can be passed on safely.
 fn narrows(allowed: &[String], wanted: &str) -> bool {
-    allowed.iter().any(|p| {
-        wanted == p
-            || wanted
-                .strip_prefix(p.as_str())
-                .is_some_and(|rest| rest.starts_with('/') && rest.len() > 1)
-    })
+    let plain = wanted.len() <= MAX_PARTITION
+        && wanted.split('/').all(|segment| {
+            !segment.is_empty()
+                && segment
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    plain
+        && allowed.iter().any(|p| {
+            wanted == p
+                || wanted
+                    .strip_prefix(p.as_str())
+                    .is_some_and(|rest| rest.starts_with('/') && rest.len() > 1)
+        })
 }
 
 /// Settles tenant, partition and capabilities for the request.
@@ -252,13 +284,21 @@ async fn context(State(state): State<Arc<AppState>>, mut request: Request, next:
             .into_response();
         }
     };
+    let tenant = Tenant(principal.tenant.clone());
     request.extensions_mut().insert(Caller {
         principal,
         partition,
         capabilities,
     });
-    next.run(request).await
+    let mut response = next.run(request).await;
+    // For the access log, which runs outside this layer.
+    response.extensions_mut().insert(tenant);
+    response
 }
+
+/// The caller's tenant, on the response for the access log.
+#[derive(Debug, Clone)]
+struct Tenant(String);
 
 /// Ends a handler that runs past `server.handler_timeout` with 504.
 async fn timeout(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
@@ -291,16 +331,13 @@ async fn logging(request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_string();
     let route = route_of(&request);
-    let tenant = request
-        .extensions()
-        .get::<Caller>()
-        .map(|c| c.principal.tenant.clone());
     let started = Instant::now();
     let response = next.run(request).await;
     let status = response.status().as_u16();
+    let tenant = response.extensions().get::<Tenant>().map(|t| t.0.as_str());
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
     let correlation_id = crate::error::correlation_id();
-    if route == "/ui/health" || route == "/ui/ready" {
+    if (route == "/ui/health" || route == "/ui/ready") && status < 500 {
         tracing::debug!(%method, path, route, status, duration_ms, correlation_id, "request");
     } else if status >= 500 {
         tracing::error!(%method, path, route, status, duration_ms, correlation_id, tenant, "request");
@@ -310,10 +347,25 @@ async fn logging(request: Request, next: Next) -> Response {
     response
 }
 
+/// The method as a label: the standard ones by name, anything else
+/// `other`, so that made-up methods cannot create series.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
 /// `thesa_http_requests_total` and `thesa_http_request_duration_seconds`
 /// by route pattern.
 async fn metrics(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
-    let method = request.method().to_string();
+    let method = method_label(request.method());
     let path_pattern = route_of(&request);
     let started = Instant::now();
     let response = next.run(request).await;
@@ -321,7 +373,7 @@ async fn metrics(State(state): State<Arc<AppState>>, request: Request, next: Nex
         .metrics
         .http_duration
         .get_or_create(&RouteLabels {
-            method: method.clone(),
+            method,
             path_pattern: path_pattern.clone(),
         })
         .observe(started.elapsed().as_secs_f64());
@@ -363,6 +415,10 @@ mod tests {
         assert!(!narrows(&allowed, "europe"));
         assert!(!narrows(&allowed, "eu/"));
         assert!(!narrows(&[], "eu"));
+        assert!(!narrows(&allowed, "eu/../us"));
+        assert!(!narrows(&allowed, "eu//x"));
+        assert!(!narrows(&allowed, "eu/./x"));
+        assert!(!narrows(&allowed, &format!("eu/{}", "x".repeat(200))));
     }
 
     #[test]

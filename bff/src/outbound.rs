@@ -12,3 +12,19 @@ pub fn client() -> Result<reqwest::Client, reqwest::Error> {
         .connect_timeout(Duration::from_secs(5))
         .build()
 }
+
+/// An error with its causes, `a: b: c` (reqwest hides the useful part, such
+/// as "connection refused", in the source chain).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

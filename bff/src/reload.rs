@@ -6,7 +6,11 @@
 //!
 //! Kubernetes updates a mounted ConfigMap by writing a new hidden
 //! directory and renaming the `..data` symlink onto it; the rename is an
-//! event in the watched directory, so a recursive watch sees it.
+//! event in the watched directory, so a recursive watch sees it when the
+//! configured directory is the mount point (as the operator mounts it).
+//! A configured path that is itself a symlink or a file replaced by a
+//! rename is watched through the inode it pointed to at start-up, so later
+//! swaps of it are not seen: configure the mount point.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -25,6 +29,10 @@ use crate::state::AppState;
 /// and an editor's save both come as bursts of events.
 pub const DEBOUNCE: Duration = Duration::from_millis(500);
 
+/// Longest a burst of events may postpone a reload: files written without
+/// pause are still picked up.
+pub const MAX_DELAY: Duration = Duration::from_secs(5);
+
 /// Most findings written to the log per failed reload.
 const LOGGED_FINDINGS: usize = 20;
 
@@ -35,16 +43,25 @@ pub fn spawn(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<JoinHandle<()>, notify::Error> {
     let (events, mut changes) = mpsc::unbounded_channel();
-    let mut watcher: RecommendedWatcher = notify::recommended_watcher(move |event| {
-        if let Ok(notify::Event { kind, .. }) = event
-            && !kind.is_access()
-        {
-            let _ = events.send(());
-        }
-    })?;
+    let mut watcher: RecommendedWatcher =
+        notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
+            Ok(event) if event.kind.is_access() => {}
+            Ok(_) => {
+                let _ = events.send(());
+            }
+            // A lost event (queue overflow, watch limit) may hide a change:
+            // reload to be sure.
+            Err(err) => {
+                tracing::warn!(error = %err, "definition watcher error; reloading to be sure");
+                let _ = events.send(());
+            }
+        })?;
     for directory in &directories {
         watcher.watch(directory, RecursiveMode::Recursive)?;
     }
+    // Changes between the start-up load and the watch would otherwise be
+    // missed until the next one; a reload of an unchanged set does nothing.
+    reload(&state, &directories);
     Ok(tokio::spawn(async move {
         // Owned by the task: dropping it stops the watch.
         let _watcher = watcher;
@@ -53,12 +70,14 @@ pub fn spawn(
                 _ = shutdown.changed() => return,
                 event = changes.recv() => if event.is_none() { return },
             }
-            // Quiet period: every further event restarts it.
+            // Quiet period: every further event restarts it, up to MAX_DELAY.
+            let deadline = tokio::time::Instant::now() + MAX_DELAY;
             loop {
                 tokio::select! {
                     _ = shutdown.changed() => return,
                     event = changes.recv() => if event.is_none() { return },
                     _ = tokio::time::sleep(DEBOUNCE) => break,
+                    _ = tokio::time::sleep_until(deadline) => break,
                 }
             }
             let (state, directories) = (state.clone(), directories.clone());
@@ -72,13 +91,16 @@ pub fn spawn(
 /// is valid and differs from the one served.
 pub fn reload(state: &AppState, directories: &[PathBuf]) {
     match Registry::load(directories, &state.index, &BTreeSet::new()) {
-        Ok((registry, _warnings)) => {
+        Ok((registry, warnings)) => {
             let served = state.registry.load();
             if registry.checksum() == served.checksum() {
                 tracing::debug!(
                     "definitions changed on disk but not in content; nothing to reload"
                 );
                 return;
+            }
+            for warning in &warnings {
+                tracing::warn!(finding = %warning, "definition warning");
             }
             let count = registry.definitions().len();
             let checksum = registry.checksum();

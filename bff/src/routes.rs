@@ -3,10 +3,11 @@
 
 use std::sync::Arc;
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{MethodRouter, get};
 use axum::{Extension, Json, Router};
 use serde::Serialize;
 
@@ -17,30 +18,44 @@ use crate::middleware::{self, Caller};
 use crate::state::AppState;
 use crate::views::{Rendered, View};
 
-/// Every route, as `(method, pattern)`: what the OpenAPI document must list.
-#[cfg(test)]
-const ROUTES: &[(&str, &str)] = &[
-    ("get", "/ui/health"),
-    ("get", "/ui/ready"),
-    ("get", "/metrics"),
-    ("get", "/ui/capabilities"),
-    ("get", "/ui/navigation"),
-    ("get", "/ui/pages/{id}"),
-    ("get", "/ui/forms/{id}"),
-];
+/// The default path of the metrics route (`observability.metrics.path`
+/// moves it).
+const METRICS: &str = "/metrics";
 
-/// The router with its middleware.
-pub fn router(state: Arc<AppState>) -> Router {
-    let mut routes = Router::new()
-        .route("/ui/health", get(health::health))
-        .route("/ui/ready", get(health::ready))
-        .route("/ui/capabilities", get(capabilities))
-        .route("/ui/navigation", get(navigation))
-        .route("/ui/pages/{id}", get(page))
-        .route("/ui/forms/{id}", get(form));
+/// Every route: method, pattern and handler. The router is built from this
+/// table and the test compares it with the OpenAPI document, so neither can
+/// gain a route the other lacks.
+fn table() -> Vec<(&'static str, &'static str, MethodRouter<Arc<AppState>>)> {
+    vec![
+        ("get", "/ui/health", get(health::health)),
+        ("get", "/ui/ready", get(health::ready)),
+        ("get", METRICS, get(prometheus)),
+        ("get", "/ui/capabilities", get(capabilities)),
+        ("get", "/ui/navigation", get(navigation)),
+        ("get", "/ui/pages/{id}", get(page)),
+        ("get", "/ui/forms/{id}", get(form)),
+    ]
+}
+
+/// The router with its middleware; an error names a setting the router
+/// cannot be built from.
+pub fn router(state: Arc<AppState>) -> Result<Router, String> {
     let metrics = &state.config.observability.metrics;
-    if metrics.enabled {
-        routes = routes.route(&metrics.path, get(prometheus));
+    let metrics_path = metrics.path.as_str();
+    let reserved = metrics_path.starts_with("/ui/") || metrics_path == "/ui";
+    if !metrics_path.starts_with('/') || metrics_path.contains(['{', '}', '*']) || reserved {
+        return Err(format!(
+            "observability.metrics.path {metrics_path:?} must start with / and lie outside /ui \
+             (no {{, }} or *)"
+        ));
+    }
+    let mut routes = Router::new();
+    for (_, pattern, handler) in table() {
+        routes = match pattern {
+            METRICS if !metrics.enabled => routes,
+            METRICS => routes.route(metrics_path, handler),
+            _ => routes.route(pattern, handler),
+        };
     }
     let routes = routes
         .fallback(|| async {
@@ -53,7 +68,19 @@ pub fn router(state: Arc<AppState>) -> Router {
                 "method not allowed on this route",
             )
         });
-    middleware::apply(routes, &state).with_state(state)
+    Ok(middleware::apply(routes, &state)?.with_state(state))
+}
+
+/// The `{id}` of a route, or 400 in the error shape (axum's own rejection
+/// is plain text).
+fn id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    path.map(|Path(id)| id).map_err(|rejection| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            rejection.body_text(),
+        )
+    })
 }
 
 async fn prometheus(State(state): State<Arc<AppState>>) -> Response {
@@ -112,9 +139,10 @@ async fn navigation(
 async fn page(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let id = id(path)?;
     let registry = state.registry.load();
     let caps = &caller.capabilities;
     let rendered = state
@@ -131,9 +159,10 @@ async fn page(
 async fn form(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let id = id(path)?;
     let registry = state.registry.load();
     let caps = &caller.capabilities;
     let rendered = state
@@ -208,9 +237,9 @@ mod tests {
             })
             .collect();
         documented.sort();
-        let mut table: Vec<(String, String)> = ROUTES
-            .iter()
-            .map(|(m, p)| (m.to_string(), p.to_string()))
+        let mut table: Vec<(String, String)> = table()
+            .into_iter()
+            .map(|(m, p, _)| (m.to_string(), p.to_string()))
             .collect();
         table.sort();
         assert_eq!(documented, table);

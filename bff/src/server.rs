@@ -16,13 +16,14 @@ use arc_swap::ArcSwap;
 use thesa_core::config::{Config, IdempotencyDriver, WorkflowDriver};
 use thesa_core::finding::{Finding, Severity};
 use thesa_core::openapi::OperationIndex;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 
 use crate::auth::Authenticator;
 use crate::capabilities::Capabilities;
 use crate::metrics::Metrics;
 use crate::registry::{LoadError, Registry};
-use crate::settings::{self, SettingsError};
+use crate::settings;
 use crate::state::{AppState, BUILD};
 use crate::views::ViewCache;
 use crate::{outbound, reload, routes, sources, telemetry};
@@ -56,7 +57,7 @@ pub fn run(config_path: Option<PathBuf>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async move {
+    let code = runtime.block_on(async move {
         match start(config_path.as_deref(), &level, started).await {
             Ok(server) => server.serve().await,
             Err(Failed { step, error }) => {
@@ -64,25 +65,28 @@ pub fn run(config_path: Option<PathBuf>) -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-    })
+    });
+    // A reload still running on a blocking thread must not hold the exit.
+    runtime.shutdown_timeout(BACKGROUND_STOP);
+    code
 }
 
 /// A started server, listening and ready.
 struct Server {
     state: Arc<AppState>,
+    app: axum::Router,
+    signals: Signals,
     listener: tokio::net::TcpListener,
     background: Vec<tokio::task::JoinHandle<()>>,
     stop_background: watch::Sender<bool>,
 }
 
 fn first_errors(findings: &[Finding]) -> String {
-    let errors: Vec<String> = findings
+    let errors: Vec<&Finding> = findings
         .iter()
         .filter(|f| f.severity == Severity::Error)
-        .take(3)
-        .map(ToString::to_string)
         .collect();
-    errors.join("; ")
+    settings::summary(&errors)
 }
 
 async fn start(
@@ -91,16 +95,8 @@ async fn start(
     started: Instant,
 ) -> Result<Server, Failed> {
     // 1. Configuration.
-    let settings = settings::load(config_path, std::env::vars()).map_err(|err| match &err {
-        SettingsError::Invalid(findings) => Failed {
-            step: "configuration",
-            error: format!("{}: {}", findings.len(), first_errors(findings)),
-        },
-        _ => Failed {
-            step: "configuration",
-            error: err.to_string(),
-        },
-    })?;
+    let settings = settings::load(config_path, std::env::vars())
+        .map_err(|err| failed("configuration")(err.to_string()))?;
     let config = settings.config;
     refuse_unavailable(&config).map_err(failed("configuration"))?;
 
@@ -209,6 +205,8 @@ async fn start(
         draining: AtomicBool::new(false),
     });
 
+    let app = routes::router(state.clone()).map_err(failed("router"))?;
+
     // 11. Background tasks. (The capability cache expires entries itself.)
     let (stop_background, stopped) = watch::channel(false);
     let mut background = Vec::new();
@@ -218,7 +216,9 @@ async fn start(
         background.push(watcher);
     }
 
-    // 12. Listen.
+    // 12. Listen, with the signal handlers in place first so that a
+    // SIGTERM from here on is a graceful shutdown.
+    let signals = Signals::new().map_err(|e| failed("signal handlers")(e.to_string()))?;
     let address = SocketAddr::from((Ipv4Addr::UNSPECIFIED, state.config.server.port));
     let listener = tokio::net::TcpListener::bind(address)
         .await
@@ -238,6 +238,8 @@ async fn start(
     );
     Ok(Server {
         state,
+        app,
+        signals,
         listener,
         background,
         stop_background,
@@ -268,18 +270,26 @@ impl Server {
     async fn serve(self) -> ExitCode {
         let Self {
             state,
+            app,
+            mut signals,
             listener,
             background,
             stop_background,
         } = self;
         let (signalled_tx, mut signalled) = watch::channel(false);
         let draining_state = state.clone();
-        let app = routes::router(state.clone());
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-            shutdown_signal().await;
+        tokio::spawn(async move {
+            signals.next().await;
             tracing::info!("shutdown initiated");
             draining_state.draining.store(true, Ordering::Relaxed);
             let _ = signalled_tx.send(true);
+            signals.next().await;
+            tracing::warn!("second signal during shutdown; exiting without draining");
+            std::process::exit(1);
+        });
+        let mut stop_accepting = signalled.clone();
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = stop_accepting.wait_for(|s| *s).await;
         });
         let mut server = tokio::spawn(async move { serve.await });
 
@@ -321,26 +331,25 @@ impl Server {
     }
 }
 
-/// SIGTERM (Kubernetes) or SIGINT (Ctrl-C).
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = interrupt => {}
-                    _ = terminate.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = interrupt.await;
-            }
-        }
+/// SIGTERM (Kubernetes) and SIGINT (Ctrl-C), registered when created.
+struct Signals {
+    terminate: Signal,
+    interrupt: Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Self> {
+        Ok(Self {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
     }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
+
+    /// The next SIGTERM or SIGINT.
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
+        }
     }
 }

@@ -24,9 +24,9 @@ use thesa_core::node;
 /// The prefix of every override variable.
 const PREFIX: &str = "THESA_";
 
-/// Variables with the prefix that are not config paths: the config file
-/// itself and the secrets the config refers to by name.
-const NOT_OVERRIDES: &[&str] = &["THESA_CONFIG", "THESA_VERSION", "THESA_COMMIT"];
+/// Variables with the prefix that are not config paths (besides the
+/// secrets the config names): the config file itself.
+const NOT_OVERRIDES: &[&str] = &["THESA_CONFIG"];
 
 /// The effective configuration and where it came from.
 #[derive(Debug)]
@@ -49,7 +49,7 @@ pub enum SettingsError {
     #[error(transparent)]
     Source(#[from] SourceError),
     /// The file or an override has errors (unknown keys included).
-    #[error("invalid configuration: {}", first_line(.0))]
+    #[error("invalid configuration: {}", summary(.0))]
     Invalid(Vec<Finding>),
     /// Two config paths map to the same variable name, so the variable
     /// cannot be applied unambiguously.
@@ -64,7 +64,8 @@ pub enum SettingsError {
     },
 }
 
-fn first_line(findings: &[Finding]) -> String {
+/// The first three findings on one line, and how many more there are.
+pub fn summary<F: std::fmt::Display>(findings: &[F]) -> String {
     let shown: Vec<String> = findings.iter().take(3).map(ToString::to_string).collect();
     let more = findings.len().saturating_sub(shown.len());
     let mut text = shown.join("; ");
@@ -119,7 +120,7 @@ pub fn load(
     if !value.is_object() {
         value = Value::Object(Default::default());
     }
-    let variables = variables(&value)?;
+    let (variables, shared) = variables(&value);
     let secrets = secret_variables(&from_file);
     let mut overrides = Vec::new();
     let mut ignored = Vec::new();
@@ -129,6 +130,13 @@ pub fn load(
         .collect();
     env.sort();
     for (name, text) in env {
+        if let Some((first, second)) = shared.get(&name) {
+            return Err(SettingsError::Ambiguous {
+                var: name,
+                first: first.clone(),
+                second: second.clone(),
+            });
+        }
         match variables.get(&name) {
             Some(leaf) => {
                 set(&mut value, &leaf.path, leaf.parse(&text));
@@ -207,42 +215,68 @@ struct Leaf {
     /// The path as findings print it (`services.orders-svc.timeout`).
     display: String,
     list: bool,
+    /// JSON types the value (or a list's items) may have, from the schema.
+    types: Vec<String>,
 }
 
 impl Leaf {
-    /// The variable's text as a config value: lists split at commas,
-    /// numbers and booleans as such (loading turns them back into text
-    /// where the config wants text).
+    /// The variable's text as a config value of the type the schema
+    /// wants: lists split at commas; a number or boolean only where the
+    /// schema has one, so text such as an audience `007` stays text.
     fn parse(&self, text: &str) -> Value {
         if self.list {
             return Value::Array(
                 text.split(',')
                     .map(str::trim)
                     .filter(|s| !s.is_empty())
-                    .map(scalar)
+                    .map(|item| self.scalar(item))
                     .collect(),
             );
         }
-        scalar(text)
+        self.scalar(text)
+    }
+
+    fn scalar(&self, text: &str) -> Value {
+        let allows = |t: &str| self.types.iter().any(|have| have == t);
+        if allows("boolean") {
+            match text {
+                "true" => return Value::Bool(true),
+                "false" => return Value::Bool(false),
+                _ => {}
+            }
+        }
+        if allows("integer")
+            && let Ok(n) = text.parse::<u64>()
+        {
+            return Value::from(n);
+        }
+        if allows("number")
+            && let Some(n) = text.parse::<f64>().ok().filter(|n| n.is_finite())
+        {
+            return Value::from(n);
+        }
+        Value::String(text.to_string())
     }
 }
 
-fn scalar(text: &str) -> Value {
-    match text {
-        "true" => Value::Bool(true),
-        "false" => Value::Bool(false),
-        _ => text
-            .parse::<i64>()
-            .map(Value::from)
-            .or_else(|_| {
-                text.parse::<f64>()
-                    .ok()
-                    .filter(|f| f.is_finite() && !text.contains(['e', 'E', 'n', 'N', 'i', 'I']))
-                    .map(Value::from)
-                    .ok_or(())
-            })
-            .unwrap_or_else(|_| Value::String(text.to_string())),
+/// The JSON types a schema allows (`type`, or the types of `anyOf`).
+fn types(root: &Value, schema: &Value) -> Vec<String> {
+    let schema = resolve(root, schema);
+    let mut found: Vec<String> = match schema.get("type") {
+        Some(Value::String(t)) => vec![t.clone()],
+        Some(Value::Array(ts)) => ts
+            .iter()
+            .filter_map(|t| t.as_str().map(String::from))
+            .collect(),
+        _ => Vec::new(),
+    };
+    if let Some(options) = schema.get("anyOf").and_then(Value::as_array) {
+        found.extend(options.iter().flat_map(|o| types(root, o)));
     }
+    if found.is_empty() && schema.get("enum").is_some() {
+        found.push("string".into());
+    }
+    found
 }
 
 fn set(root: &mut Value, path: &[String], value: Value) {
@@ -261,12 +295,14 @@ fn set(root: &mut Value, path: &[String], value: Value) {
 }
 
 /// Every variable name, derived from the config schema and the file's map
-/// keys.
-fn variables(file: &Value) -> Result<BTreeMap<String, Leaf>, SettingsError> {
+/// keys, and the names two paths share (an error only when such a
+/// variable is set).
+fn variables(file: &Value) -> (BTreeMap<String, Leaf>, BTreeMap<String, (String, String)>) {
     let schema = serde_json::to_value(schemars::schema_for!(Config)).unwrap_or_default();
     let mut leaves = Vec::new();
     walk(&schema, &schema, file, &mut Vec::new(), &mut leaves);
     let mut names: BTreeMap<String, Leaf> = BTreeMap::new();
+    let mut shared = BTreeMap::new();
     for leaf in leaves {
         let name = format!(
             "{PREFIX}{}",
@@ -276,15 +312,12 @@ fn variables(file: &Value) -> Result<BTreeMap<String, Leaf>, SettingsError> {
                 .replace(['-', '.'], "_")
         );
         if let Some(other) = names.get(&name) {
-            return Err(SettingsError::Ambiguous {
-                var: name,
-                first: other.display.clone(),
-                second: leaf.display,
-            });
+            shared.insert(name, (other.display.clone(), leaf.display));
+            continue;
         }
         names.insert(name, leaf);
     }
-    Ok(names)
+    (names, shared)
 }
 
 fn resolve<'a>(root: &'a Value, schema: &'a Value) -> &'a Value {
@@ -334,19 +367,22 @@ fn walk(root: &Value, schema: &Value, file: &Value, path: &mut Vec<String>, out:
         }
         return;
     }
-    let is_array = schema
-        .get("type")
-        .is_some_and(|t| t == "array" || t.as_array().is_some_and(|a| a.contains(&"array".into())));
-    if is_array {
+    let own = types(root, schema);
+    let is_array = own.iter().any(|t| t == "array");
+    let types = if is_array {
         let items = schema.get("items").map(|i| resolve(root, i));
         if items.is_some_and(|i| i.get("properties").is_some()) {
             return;
         }
-    }
+        items.map(|i| types(root, i)).unwrap_or_default()
+    } else {
+        own
+    };
     out.push(Leaf {
         path: path.clone(),
         display: path.join("."),
         list: is_array,
+        types,
     });
 }
 
@@ -432,6 +468,35 @@ mod tests {
             settings.ignored,
             ["THESA_SERVER_PROT (did you mean THESA_SERVER_PORT?)"]
         );
+    }
+
+    #[test]
+    fn values_keep_the_type_the_schema_wants() {
+        let f = file(FILE);
+        let settings = load(
+            Some(f.path()),
+            env(&[
+                ("THESA_IDENTITY_AUDIENCE", "007"),
+                ("THESA_SERVER_PORT", "8081"),
+                ("THESA_SERVER_SHUTDOWN_TIMEOUT", "45"),
+                ("THESA_TRACING_SAMPLING", "x"),
+                ("THESA_OBSERVABILITY_TRACING_SAMPLING_RATE", "0.25"),
+            ]),
+        )
+        .unwrap();
+        let c = &settings.config;
+        assert_eq!(c.identity.audience.as_deref(), Some("007"));
+        assert_eq!(c.server.port, 8081);
+        assert_eq!(c.server.shutdown_timeout.get().as_secs(), 45);
+        assert_eq!(c.observability.tracing.sampling_rate, 0.25);
+    }
+
+    #[test]
+    fn keys_sharing_a_variable_fail_only_when_it_is_set() {
+        let f = file("services:\n  a-b: {base_url: x}\n  a_b: {base_url: y}\n");
+        assert!(load(Some(f.path()), env(&[])).is_ok());
+        let err = load(Some(f.path()), env(&[("THESA_SERVICES_A_B_BASE_URL", "z")])).unwrap_err();
+        assert!(matches!(err, SettingsError::Ambiguous { .. }), "{err}");
     }
 
     #[test]

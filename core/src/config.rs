@@ -736,14 +736,19 @@ impl Policies {
             .iter()
             .filter_map(|role| self.roles.get(*role))
             .flatten()
-            .any(|granted| {
-                granted == "*"
-                    || granted == capability
-                    || granted.strip_suffix('*').is_some_and(|prefix| {
-                        prefix.ends_with(':') && capability.starts_with(prefix)
-                    })
-            })
+            .any(|granted| grants(granted, capability))
     }
+}
+
+/// Whether the granted capability (or pattern) covers `capability`: `*`
+/// covers everything, `orders:*` everything in `orders`, anything else
+/// only itself.
+pub fn grants(granted: &str, capability: &str) -> bool {
+    granted == "*"
+        || granted == capability
+        || granted
+            .strip_suffix('*')
+            .is_some_and(|prefix| prefix.ends_with(':') && capability.starts_with(prefix))
 }
 
 #[cfg(test)]

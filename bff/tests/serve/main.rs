@@ -304,6 +304,34 @@ async fn probes_metrics_and_errors() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["correlation_id"], "req-42");
 
+    // A path that is not UTF-8 still gets the error shape.
+    let (status, body) = get_json(&bff.url("/ui/pages/%FF"), &viewer).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["code"], "BAD_REQUEST");
+
+    // Made-up methods do not become label values.
+    for n in 0..3 {
+        let method = reqwest::Method::from_bytes(format!("ZZ{n}").as_bytes()).unwrap();
+        client()
+            .request(method, bff.url("/ui/health"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let text = client()
+        .get(bff.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!text.contains("ZZ0"), "{text}");
+    assert!(
+        text.contains("method=\"other\",path_pattern=\"/ui/health\",status=\"405\"} 3"),
+        "{text}"
+    );
+
     // CORS preflight from the configured origin.
     let preflight = client()
         .request(reqwest::Method::OPTIONS, bff.url("/ui/navigation"))
