@@ -4,12 +4,17 @@
 //! JSON too, then takes the configured level.
 
 use thesa_core::config::LogLevel;
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Registry, reload};
 
-/// Changes the log level once the configuration is known.
-pub struct LevelHandle(reload::Handle<EnvFilter, Registry>);
+/// Changes the log level once the configuration is known; dropping it
+/// flushes the log lines still queued (the guide's "flush log buffers").
+pub struct LevelHandle {
+    filter: reload::Handle<EnvFilter, Registry>,
+    _flush_on_drop: WorkerGuard,
+}
 
 /// Dependencies that are chatty at debug level.
 const QUIET: &str = "hyper=info,hyper_util=info,reqwest=info,h2=info,rustls=info,notify=info";
@@ -18,10 +23,17 @@ fn filter(level: &str) -> EnvFilter {
     EnvFilter::new(format!("{level},{QUIET}"))
 }
 
-/// Installs the JSON subscriber at `info`.
+/// Installs the JSON subscriber at `info`. Lines are written by a
+/// background thread, so a slow log collector does not stall requests and
+/// writes are batched under load; when its queue is full, callers wait
+/// rather than lines being dropped.
 pub fn init() -> LevelHandle {
     let (filter, handle) = reload::Layer::new(filter("info"));
+    let (writer, guard) = NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stdout());
     let json = tracing_subscriber::fmt::layer()
+        .with_writer(writer)
         .json()
         .flatten_event(true)
         .with_current_span(true)
@@ -31,7 +43,10 @@ pub fn init() -> LevelHandle {
         .with(filter)
         .with(json)
         .init();
-    LevelHandle(handle)
+    LevelHandle {
+        filter: handle,
+        _flush_on_drop: guard,
+    }
 }
 
 impl LevelHandle {
@@ -43,6 +58,6 @@ impl LevelHandle {
             LogLevel::Warn => "warn",
             LogLevel::Error => "error",
         };
-        let _ = self.0.modify(|f| *f = filter(level));
+        let _ = self.filter.modify(|f| *f = filter(level));
     }
 }
