@@ -77,7 +77,8 @@ const MAX_SHOWN_KID: usize = 64;
 /// Expiry is still checked on every request.
 const VERIFIED_TTL: Duration = Duration::from_secs(60);
 
-/// Most verified tokens remembered (about 1 KiB each).
+/// Most verified tokens remembered (each entry holds the key digest and
+/// the principal, a few hundred bytes, whatever the token's size).
 const VERIFIED_MAX: u64 = 10_000;
 
 /// Why a request is not authenticated. Messages describe the problem

@@ -10,10 +10,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Map, Value};
-use thesa_core::config::{Config, IdentityConfig};
+use thesa_core::config::IdentityConfig;
 use thesa_core::duration::Duration;
 
-use crate::sources;
+use crate::settings;
 
 /// Prints a token signed with the development key (DEVELOPMENT ONLY).
 ///
@@ -140,17 +140,12 @@ pub(crate) enum DevTokenError {
 /// Prints the token and a newline; errors go to standard error with exit
 /// code 2.
 pub fn run(config: Option<PathBuf>, args: DevTokenArgs) -> ExitCode {
-    let mut findings = Vec::new();
-    let path = config.or_else(sources::default_config);
-    let (source, config) = match sources::config(path.as_deref(), &mut findings) {
-        Ok(Some(loaded)) => loaded,
-        Ok(None) => ("the compiled defaults".to_string(), Config::default()),
+    // The same configuration `serve` reads, `THESA_*` overrides included,
+    // so the token fits the server started in the same environment.
+    let (source, config) = match settings::load(config.as_deref(), std::env::vars()) {
+        Ok(settings) => (settings.source, settings.config),
         Err(err) => {
-            let mut stderr = io::stderr().lock();
-            for finding in &findings {
-                let _ = writeln!(stderr, "{finding}");
-            }
-            let _ = writeln!(stderr, "error: {err}");
+            eprintln!("error: {err}");
             return ExitCode::from(2);
         }
     };
@@ -360,8 +355,9 @@ mod tests {
     fn dev_identity() -> IdentityConfig {
         let text = std::fs::read_to_string(repo("config/config.yaml")).unwrap();
         let mut findings = Vec::new();
-        let config = Config::from_text("config/config.yaml", &text, &mut findings)
-            .unwrap_or_else(|| panic!("config/config.yaml: {findings:?}"));
+        let config =
+            thesa_core::config::Config::from_text("config/config.yaml", &text, &mut findings)
+                .unwrap_or_else(|| panic!("config/config.yaml: {findings:?}"));
         IdentityConfig {
             jwks_url: None,
             jwks_file: Some(repo("config/dev/jwks.json").display().to_string()),

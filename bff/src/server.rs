@@ -13,6 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use thesa_core::config::{Config, IdempotencyDriver, WorkflowDriver};
 use thesa_core::finding::{Finding, Severity};
 use thesa_core::openapi::OperationIndex;
@@ -276,7 +279,7 @@ impl Server {
             background,
             stop_background,
         } = self;
-        let (signalled_tx, mut signalled) = watch::channel(false);
+        let (signalled_tx, signalled) = watch::channel(false);
         let draining_state = state.clone();
         tokio::spawn(async move {
             signals.next().await;
@@ -287,35 +290,20 @@ impl Server {
             tracing::warn!("second signal during shutdown; exiting without draining");
             std::process::exit(1);
         });
-        let mut stop_accepting = signalled.clone();
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-            let _ = stop_accepting.wait_for(|s| *s).await;
-        });
-        let mut server = tokio::spawn(async move { serve.await });
+        let read_timeout = state.config.server.read_timeout.get();
+        let connections = accept(listener, app, read_timeout, signalled).await;
 
+        // Draining: in-flight requests get `shutdown_timeout`; idle
+        // keep-alive connections close at once.
         let limit = state.config.server.shutdown_timeout.get();
-        let outcome = tokio::select! {
-            result = &mut server => Some(result),
-            _ = signalled.wait_for(|s| *s) => None,
-        };
-        let result = match outcome {
-            Some(result) => result,
-            // Draining: in-flight requests get `shutdown_timeout`.
-            None => match tokio::time::timeout(limit, &mut server).await {
-                Ok(result) => result,
-                Err(_) => {
-                    tracing::warn!(
-                        timeout_s = limit.as_secs(),
-                        "requests still in flight at the shutdown deadline; closing them"
-                    );
-                    server.abort();
-                    Ok(Ok(()))
-                }
-            },
-        };
-        if let Ok(Err(err)) | Err(err) = result.map_err(|e| std::io::Error::other(e.to_string())) {
-            tracing::error!(error = %err, "server failed");
-            return ExitCode::FAILURE;
+        if tokio::time::timeout(limit, connections.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                timeout_s = limit.as_secs(),
+                "requests still in flight at the shutdown deadline; closing them"
+            );
         }
 
         let _ = stop_background.send(true);
@@ -329,6 +317,47 @@ impl Server {
         tracing::info!("shutdown complete");
         ExitCode::SUCCESS
     }
+}
+
+/// Accepts connections until `stop` turns true, then closes the listener
+/// and returns the open connections for draining. Each connection gets
+/// `read_timeout` to send its request headers, so a client that trickles
+/// them (or never sends any) cannot hold a connection, nor the shutdown,
+/// for long.
+async fn accept(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    read_timeout: Duration,
+    mut stop: watch::Receiver<bool>,
+) -> GracefulShutdown {
+    let connections = GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(read_timeout);
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => break,
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(err) => {
+                        // Out of file descriptors and the like: wait, retry.
+                        tracing::warn!(error = %err, "cannot accept a connection");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let service = TowerToHyperService::new(app.clone());
+                let connection = http.serve_connection(TokioIo::new(stream), service);
+                let connection = connections.watch(connection);
+                tokio::spawn(async move {
+                    // Client resets and timeouts end a connection; nothing to do.
+                    let _ = connection.await;
+                });
+            }
+        }
+    }
+    connections
 }
 
 /// SIGTERM (Kubernetes) and SIGINT (Ctrl-C), registered when created.

@@ -646,3 +646,30 @@ async fn hot_reload_follows_a_configmap_symlink_swap() {
     })
     .await;
 }
+
+/// A client that trickles its request headers is cut off after
+/// `server.read_timeout`, so it can hold neither a connection nor the
+/// shutdown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_headers_are_cut_off_after_read_timeout() {
+    use std::io::{Read, Write};
+    let (jwks, _stop) = jwks().await;
+    let bff = Bff::start(&config(&jwks, ""), &[("THESA_SERVER_READ_TIMEOUT", "1s")]);
+    let mut stream = std::net::TcpStream::connect(bff.addr).unwrap();
+    stream
+        .write_all(b"GET /ui/health HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let started = Instant::now();
+    let mut buffer = Vec::new();
+    // Ends when the server closes the connection (a read timeout would
+    // be an error here).
+    stream.read_to_end(&mut buffer).unwrap();
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+}
