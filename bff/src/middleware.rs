@@ -115,9 +115,7 @@ async fn recovery(mut request: Request, next: Next) -> Response {
                 .unwrap_or_default();
             tracing::error!(correlation_id = %id, panic = %message, "handler panicked");
             let mut response = ApiError::internal().response_with(id.clone());
-            if let Ok(value) = HeaderValue::from_str(&id) {
-                response.headers_mut().insert(CORRELATION_HEADER, value);
-            }
+            echo_correlation_id(&mut response, &id);
             response
         }
     }
@@ -169,10 +167,14 @@ async fn request_id(request: Request, next: Next) -> Response {
         .map(|c| c.0.clone())
         .unwrap_or_default();
     let mut response = CORRELATION_ID.scope(id.clone(), next.run(request)).await;
-    if let Ok(value) = HeaderValue::from_str(&id) {
+    echo_correlation_id(&mut response, &id);
+    response
+}
+
+fn echo_correlation_id(response: &mut Response, id: &str) {
+    if let Ok(value) = HeaderValue::from_str(id) {
         response.headers_mut().insert(CORRELATION_HEADER, value);
     }
-    response
 }
 
 /// Routes anyone may call: probes and metrics.

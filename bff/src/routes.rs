@@ -15,6 +15,7 @@ use crate::error::ApiError;
 use crate::health;
 use crate::metadata;
 use crate::middleware::{self, Caller};
+use crate::registry::Registry;
 use crate::state::AppState;
 use crate::views::{Rendered, View};
 
@@ -142,17 +143,17 @@ async fn page(
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let id = id(path)?;
-    let registry = state.registry.load();
-    let caps = &caller.capabilities;
-    let rendered = state
-        .views
-        .get_or_render(registry.checksum(), View::Page, &id, caps, || {
-            let (served, page) = registry.page(&id)?;
-            metadata::page(&registry, served, page, caps)
-        })
-        .ok_or_else(|| ApiError::not_found("page", &id))?;
-    Ok(respond(&headers, &rendered))
+    element(
+        &state,
+        &caller,
+        View::Page,
+        path,
+        &headers,
+        |registry, id| {
+            let (served, page) = registry.page(id)?;
+            metadata::page(registry, served, page, &caller.capabilities)
+        },
+    )
 }
 
 /// `GET /ui/forms/{id}`: a form as the caller may see it; 404 like pages.
@@ -162,17 +163,38 @@ async fn form(
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    element(
+        &state,
+        &caller,
+        View::Form,
+        path,
+        &headers,
+        |registry, id| {
+            let (served, form) = registry.form(id)?;
+            metadata::form(registry, served, form, &caller.capabilities)
+        },
+    )
+}
+
+/// The view of one page or form, from the cache or `render`; 404 when
+/// `render` finds nothing the caller may see.
+fn element<V: Serialize>(
+    state: &AppState,
+    caller: &Caller,
+    view: View,
+    path: Result<Path<String>, PathRejection>,
+    headers: &HeaderMap,
+    render: impl FnOnce(&Registry, &str) -> Option<V>,
+) -> Result<Response, ApiError> {
     let id = id(path)?;
     let registry = state.registry.load();
-    let caps = &caller.capabilities;
     let rendered = state
         .views
-        .get_or_render(registry.checksum(), View::Form, &id, caps, || {
-            let (served, form) = registry.form(&id)?;
-            metadata::form(&registry, served, form, caps)
+        .get_or_render(registry.checksum(), view, &id, &caller.capabilities, || {
+            render(&registry, &id)
         })
-        .ok_or_else(|| ApiError::not_found("form", &id))?;
-    Ok(respond(&headers, &rendered))
+        .ok_or_else(|| ApiError::not_found(view.noun(), &id))?;
+    Ok(respond(headers, &rendered))
 }
 
 /// Whether `If-None-Match` lists `tag` (weak comparison) or `*`.

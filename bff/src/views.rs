@@ -29,6 +29,17 @@ pub enum View {
     Form,
 }
 
+impl View {
+    /// What the view shows, for messages.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Self::Navigation => "navigation",
+            Self::Page => "page",
+            Self::Form => "form",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Key {
     set: Checksum,
