@@ -6,9 +6,11 @@
 
 mod auth;
 mod capabilities;
+mod data;
 mod dev_token;
 mod error;
 mod health;
+mod invoker;
 mod metadata;
 mod metrics;
 mod middleware;

@@ -3,21 +3,24 @@
 
 use std::sync::Arc;
 
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
 use axum::{Extension, Json, Router};
 use serde::Serialize;
 
+use crate::data;
 use crate::error::ApiError;
 use crate::health;
+use crate::invoker::{CallContext, InvokeError, Invoker};
 use crate::metadata;
 use crate::middleware::{self, Caller};
 use crate::registry::Registry;
 use crate::state::AppState;
 use crate::views::{Rendered, View};
+use thesa_core::model::DataSource;
 
 /// The default path of the metrics route (`observability.metrics.path`
 /// moves it).
@@ -35,6 +38,8 @@ fn table() -> Vec<(&'static str, &'static str, MethodRouter<Arc<AppState>>)> {
         ("get", "/ui/navigation", get(navigation)),
         ("get", "/ui/pages/{id}", get(page)),
         ("get", "/ui/forms/{id}", get(form)),
+        ("get", "/ui/pages/{id}/data", get(page_data)),
+        ("get", "/ui/forms/{id}/data", get(form_data)),
     ]
 }
 
@@ -195,6 +200,166 @@ fn element<V: Serialize>(
         })
         .ok_or_else(|| ApiError::not_found(view.noun(), &id))?;
     Ok(respond(headers, &rendered))
+}
+
+/// The query string as pairs, in order.
+type QueryPairs = Result<Query<Vec<(String, String)>>, QueryRejection>;
+
+fn pairs(query: QueryPairs) -> Result<Vec<(String, String)>, ApiError> {
+    query.map(|Query(pairs)| pairs).map_err(|rejection| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_QUERY",
+            rejection.body_text(),
+        )
+    })
+}
+
+/// What the backend call carries from the caller.
+fn call_context(caller: &Caller, headers: &HeaderMap) -> CallContext {
+    CallContext {
+        authorization: headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from),
+        correlation_id: crate::error::correlation_id(),
+        partition: caller.partition.clone(),
+    }
+}
+
+/// A backend failure as the caller sees it: a stable code, never the
+/// backend's own error body (the log has the details).
+fn backend_error(err: InvokeError) -> ApiError {
+    tracing::warn!(error = %err, "backend call failed");
+    match err {
+        InvokeError::Status { status: 404, .. } => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "the record was not found",
+        ),
+        InvokeError::Status {
+            status: 401 | 403, ..
+        } => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "BACKEND_FORBIDDEN",
+            "the backend refused the request for this caller",
+        ),
+        InvokeError::Timeout { .. } => ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "BACKEND_TIMEOUT",
+            "the backend did not answer in time",
+        ),
+        InvokeError::Unreachable { .. } => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "BACKEND_UNAVAILABLE",
+            "the backend could not be reached",
+        ),
+        _ => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "BACKEND_ERROR",
+            "the backend answered with an error",
+        ),
+    }
+}
+
+/// The operation a data source calls, resolved to its service.
+fn data_operation<'a>(
+    state: &'a AppState,
+    source: &DataSource,
+) -> Result<(&'a str, &'a thesa_core::openapi::Operation), ApiError> {
+    let operation_id = source.operation_id.as_deref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "HANDLER_NOT_AVAILABLE",
+            "this data source uses an SDK handler, which this build does not have",
+        )
+    })?;
+    Invoker::resolve(&state.index, operation_id, source.service_id.as_deref())
+        .map_err(backend_error)
+}
+
+/// `GET /ui/pages/{id}/data`: the rows of a page's table.
+async fn page_data(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    path: Result<Path<String>, PathRejection>,
+    query: QueryPairs,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let id = id(path)?;
+    let query = pairs(query)?;
+    let registry = state.registry.load();
+    let table = registry
+        .page(&id)
+        .filter(|(_, page)| caller.capabilities.has_all(&page.capabilities))
+        .and_then(|(_, page)| page.table.as_ref())
+        .ok_or_else(|| ApiError::not_found("page data", &id))?;
+    let (service, operation) = data_operation(&state, &table.data_source)?;
+    let pagination = state
+        .config
+        .services
+        .get(service)
+        .map(|s| s.pagination.clone())
+        .unwrap_or_default();
+    let (params, paging) = data::table_params(table, operation, &pagination, &query)?;
+    let response = state
+        .invoker
+        .call(
+            service,
+            operation,
+            &params,
+            None,
+            &call_context(&caller, &headers),
+        )
+        .await
+        .map_err(backend_error)?;
+    Ok(Json(data::table_answer(
+        table,
+        &response,
+        paging,
+        &caller.capabilities,
+    ))
+    .into_response())
+}
+
+/// `GET /ui/forms/{id}/data`: the record a form edits, from its load
+/// source (path parameters from the query string).
+async fn form_data(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    path: Result<Path<String>, PathRejection>,
+    query: QueryPairs,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let id = id(path)?;
+    let query = pairs(query)?;
+    let registry = state.registry.load();
+    let (form, source) = registry
+        .form(&id)
+        .filter(|(_, form)| caller.capabilities.has_all(&form.capabilities))
+        .and_then(|(_, form)| Some((form, form.load_source.as_ref()?)))
+        .ok_or_else(|| ApiError::not_found("form data", &id))?;
+    let (service, operation) = data_operation(&state, source)?;
+    let params = data::path_params(operation, &query)?;
+    let response = state
+        .invoker
+        .call(
+            service,
+            operation,
+            &params,
+            None,
+            &call_context(&caller, &headers),
+        )
+        .await
+        .map_err(backend_error)?;
+    let empty = std::collections::BTreeMap::new();
+    let field_map = source.mapping.as_ref().map_or(&empty, |m| &m.field_map);
+    let record = data::project(
+        &response,
+        &data::form_fields(form, &caller.capabilities),
+        field_map,
+    );
+    Ok(Json(serde_json::json!({ "data": record })).into_response())
 }
 
 /// Whether `If-None-Match` lists `tag` (weak comparison) or `*`.

@@ -24,6 +24,7 @@ use tokio::sync::watch;
 
 use crate::auth::Authenticator;
 use crate::capabilities::Capabilities;
+use crate::invoker::Invoker;
 use crate::metrics::Metrics;
 use crate::registry::{LoadError, Registry};
 use crate::settings;
@@ -188,7 +189,7 @@ async fn start(
     let auth = Authenticator::new(&config.identity, http.clone())
         .await
         .map_err(|e| failed("identity")(e.to_string()))?;
-    let capabilities = Capabilities::new(&config.capability, http, &metrics)
+    let capabilities = Capabilities::new(&config.capability, http.clone(), &metrics)
         .await
         .map_err(|e| failed("capability system")(e.to_string()))?;
 
@@ -197,12 +198,14 @@ async fn start(
     // not validate in step 4).
 
     // 9.-10. Service layer and router.
+    let invoker = Invoker::new(&config, http).map_err(failed("backend services"))?;
     let state = Arc::new(AppState {
         config,
         index,
         registry: ArcSwap::from_pointee(registry),
         auth,
         capabilities,
+        invoker,
         metrics,
         views: ViewCache::default(),
         draining: AtomicBool::new(false),

@@ -8,6 +8,7 @@ use thesa_core::openapi::OperationIndex;
 
 use crate::auth::Authenticator;
 use crate::capabilities::Capabilities;
+use crate::invoker::Invoker;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::views::ViewCache;
@@ -41,6 +42,8 @@ pub struct AppState {
     pub auth: Authenticator,
     /// Capability resolution.
     pub capabilities: Capabilities,
+    /// Backend calls.
+    pub invoker: Invoker,
     /// Prometheus metrics.
     pub metrics: Metrics,
     /// Rendered metadata views.

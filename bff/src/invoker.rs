@@ -1,0 +1,261 @@
+//! Calls backend operations named in the definitions: the operation's
+//! method and path template from the OpenAPI index, the base URL, timeout
+//! and authentication from the service's configuration. One pooled HTTP
+//! client serves every service (reqwest pools connections per host).
+//!
+//! This release forwards the caller's token (`auth.strategy:
+//! forward_token`); `service_token` is refused at start-up until the
+//! client-credentials flow exists. Retries and circuit breakers are not
+//! applied yet.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::Value;
+use thesa_core::config::{AuthStrategy, Config, ServiceConfig};
+use thesa_core::openapi::{Operation, OperationIndex};
+
+use crate::outbound::error_chain;
+
+/// Why a backend call gave no usable answer.
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    /// The operation is in no loaded spec, or in several and no service is
+    /// named (validation prevents this for served definitions).
+    #[error("operation {0:?} cannot be resolved to one service")]
+    Unresolved(String),
+    /// The service has no entry under `services` in the configuration.
+    #[error("service {0:?} has no base_url in the configuration (services.{0})")]
+    NotConfigured(String),
+    /// A path parameter has no value.
+    #[error("path parameter {0:?} has no value")]
+    MissingPathParam(String),
+    /// The backend did not answer within the service's timeout.
+    #[error("{service} did not answer within {timeout:?}")]
+    Timeout {
+        /// The service.
+        service: String,
+        /// Its timeout.
+        timeout: Duration,
+    },
+    /// The backend could not be reached or its answer not read.
+    #[error("{service} could not be reached: {message}")]
+    Unreachable {
+        /// The service.
+        service: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The backend answered with an error status.
+    #[error("{service} answered HTTP {status}")]
+    Status {
+        /// The service.
+        service: String,
+        /// The status.
+        status: u16,
+    },
+    /// The backend's answer is not JSON.
+    #[error("{service} answered something that is not JSON")]
+    NotJson {
+        /// The service.
+        service: String,
+    },
+}
+
+/// What a request carries from the caller to the backend.
+#[derive(Debug, Clone, Default)]
+pub struct CallContext {
+    /// The caller's `Authorization` header (forwarded with `forward_token`).
+    pub authorization: Option<String>,
+    /// The request's correlation ID.
+    pub correlation_id: String,
+    /// The request's partition.
+    pub partition: Option<String>,
+}
+
+/// Parameter values of one call, by name.
+#[derive(Debug, Clone, Default)]
+pub struct Params {
+    /// Values for the path template.
+    pub path: BTreeMap<String, String>,
+    /// Query parameters, in order.
+    pub query: Vec<(String, String)>,
+}
+
+/// One service the invoker can call.
+#[derive(Debug)]
+struct Service {
+    base_url: String,
+    timeout: Duration,
+}
+
+/// Calls backend operations.
+#[derive(Debug)]
+pub struct Invoker {
+    http: reqwest::Client,
+    services: BTreeMap<String, Service>,
+}
+
+impl Invoker {
+    /// The invoker for the configured services; an error names a service
+    /// whose configuration this release cannot serve.
+    pub fn new(config: &Config, http: reqwest::Client) -> Result<Self, String> {
+        let mut services = BTreeMap::new();
+        for (id, service) in &config.services {
+            check(id, service)?;
+            services.insert(
+                id.clone(),
+                Service {
+                    base_url: service.base_url.trim_end_matches('/').to_string(),
+                    timeout: service.timeout.get(),
+                },
+            );
+        }
+        Ok(Self { http, services })
+    }
+
+    /// The operation and its service: `service_id` when given, else the
+    /// one spec that has the operation.
+    pub fn resolve<'a>(
+        index: &'a OperationIndex,
+        operation_id: &str,
+        service_id: Option<&str>,
+    ) -> Result<(&'a str, &'a Operation), InvokeError> {
+        let unresolved = || InvokeError::Unresolved(operation_id.to_string());
+        let spec = match service_id {
+            Some(id) => index.service(id),
+            None => match index.services_with(operation_id) {
+                [only] => index.service(only),
+                _ => None,
+            },
+        }
+        .ok_or_else(unresolved)?;
+        let operation = spec.operation(operation_id).ok_or_else(unresolved)?;
+        Ok((spec.service_id.as_str(), operation))
+    }
+
+    /// Calls `operation` of `service` and returns its JSON answer (`null`
+    /// for an empty body).
+    pub async fn call(
+        &self,
+        service_id: &str,
+        operation: &Operation,
+        params: &Params,
+        body: Option<&Value>,
+        context: &CallContext,
+    ) -> Result<Value, InvokeError> {
+        let service = self
+            .services
+            .get(service_id)
+            .ok_or_else(|| InvokeError::NotConfigured(service_id.to_string()))?;
+        let url = format!(
+            "{}{}",
+            service.base_url,
+            fill(&operation.path, &params.path)?
+        );
+        let method = Method::from_bytes(operation.method.as_bytes()).unwrap_or(Method::GET);
+        let mut request = self
+            .http
+            .request(method, url)
+            .timeout(service.timeout)
+            .query(&params.query)
+            .header("X-Correlation-Id", &context.correlation_id)
+            .header(reqwest::header::ACCEPT, "application/json");
+        if let Some(authorization) = &context.authorization {
+            request = request.header(reqwest::header::AUTHORIZATION, authorization);
+        }
+        if let Some(partition) = &context.partition {
+            request = request.header("X-Partition-Id", partition);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let unreachable = |err: reqwest::Error| {
+            if err.is_timeout() {
+                InvokeError::Timeout {
+                    service: service_id.to_string(),
+                    timeout: service.timeout,
+                }
+            } else {
+                InvokeError::Unreachable {
+                    service: service_id.to_string(),
+                    message: error_chain(&err),
+                }
+            }
+        };
+        let response = request.send().await.map_err(unreachable)?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(InvokeError::Status {
+                service: service_id.to_string(),
+                status: status.as_u16(),
+            });
+        }
+        let bytes = response.bytes().await.map_err(unreachable)?;
+        if bytes.is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(&bytes).map_err(|_| InvokeError::NotJson {
+            service: service_id.to_string(),
+        })
+    }
+}
+
+/// Services this release can call.
+fn check(id: &str, service: &ServiceConfig) -> Result<(), String> {
+    if service.auth.strategy == AuthStrategy::ServiceToken {
+        return Err(format!(
+            "services.{id}.auth.strategy: service_token is not available in this build; \
+             use forward_token"
+        ));
+    }
+    let url = reqwest::Url::parse(&service.base_url)
+        .map_err(|e| format!("services.{id}.base_url {:?}: {e}", service.base_url))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("services.{id}.base_url must be http or https"));
+    }
+    Ok(())
+}
+
+/// The path template with its parameters filled in, each percent-encoded
+/// as one path segment (a value cannot add segments or a query).
+fn fill(template: &str, values: &BTreeMap<String, String>) -> Result<String, InvokeError> {
+    let mut path = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else {
+            break;
+        };
+        let name = &rest[open + 1..open + close];
+        let value = values
+            .get(name)
+            .ok_or_else(|| InvokeError::MissingPathParam(name.to_string()))?;
+        path.push_str(&rest[..open]);
+        path.extend(percent_encoding::utf8_percent_encode(
+            value,
+            percent_encoding::NON_ALPHANUMERIC,
+        ));
+        rest = &rest[open + close + 1..];
+    }
+    path.push_str(rest);
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_values_are_one_encoded_segment() {
+        let values = BTreeMap::from([("id".to_string(), "a/b?c=1".to_string())]);
+        assert_eq!(
+            fill("/orders/{id}/notes", &values).unwrap(),
+            "/orders/a%2Fb%3Fc%3D1/notes"
+        );
+        assert!(matches!(
+            fill("/orders/{id}", &BTreeMap::new()),
+            Err(InvokeError::MissingPathParam(name)) if name == "id"
+        ));
+    }
+}
