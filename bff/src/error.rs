@@ -27,20 +27,30 @@ pub fn correlation_id() -> String {
 pub struct ApiError {
     /// HTTP status.
     pub status: StatusCode,
-    /// Stable machine-readable code.
-    pub code: &'static str,
+    /// Stable machine-readable code (a backend's own code when the
+    /// command's `error_map` maps it).
+    pub code: String,
     /// What went wrong, for people.
     pub message: String,
+    /// Structured details, e.g. the fields that failed validation.
+    pub details: Option<serde_json::Value>,
 }
 
 impl ApiError {
     /// An error with a status, code and message.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             status,
-            code,
+            code: code.into(),
             message: message.into(),
+            details: None,
         }
+    }
+
+    /// The same error with structured details.
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.details = Some(details);
+        self
     }
 
     /// 404 for anything the caller may not see or that does not exist; the
@@ -83,6 +93,8 @@ struct Body<'a> {
     code: &'a str,
     message: &'a str,
     correlation_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<&'a serde_json::Value>,
 }
 
 impl ApiError {
@@ -91,9 +103,10 @@ impl ApiError {
     pub fn response_with(self, correlation_id: String) -> Response {
         let body = Envelope {
             error: Body {
-                code: self.code,
+                code: &self.code,
                 message: &self.message,
                 correlation_id,
+                details: self.details.as_ref(),
             },
         };
         (self.status, Json(body)).into_response()

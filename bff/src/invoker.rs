@@ -54,6 +54,9 @@ pub enum InvokeError {
         service: String,
         /// The status.
         status: u16,
+        /// The error body when it is JSON (for `error_map`; never passed on
+        /// as it is).
+        body: Option<Value>,
     },
     /// The backend's answer is not JSON.
     #[error("{service} answered something that is not JSON")]
@@ -81,6 +84,8 @@ pub struct Params {
     pub path: BTreeMap<String, String>,
     /// Query parameters, in order.
     pub query: Vec<(String, String)>,
+    /// Extra request headers.
+    pub headers: Vec<(String, String)>,
 }
 
 /// One service the invoker can call.
@@ -168,6 +173,9 @@ impl Invoker {
         if let Some(partition) = &context.partition {
             request = request.header("X-Partition-Id", partition);
         }
+        for (name, value) in &params.headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
         if let Some(body) = body {
             request = request.json(body);
         }
@@ -186,13 +194,14 @@ impl Invoker {
         };
         let response = request.send().await.map_err(unreachable)?;
         let status = response.status();
+        let bytes = response.bytes().await.map_err(unreachable)?;
         if !status.is_success() {
             return Err(InvokeError::Status {
                 service: service_id.to_string(),
                 status: status.as_u16(),
+                body: serde_json::from_slice(&bytes).ok(),
             });
         }
-        let bytes = response.bytes().await.map_err(unreachable)?;
         if bytes.is_empty() {
             return Ok(Value::Null);
         }

@@ -6,6 +6,7 @@
 
 mod auth;
 mod capabilities;
+mod commands;
 mod data;
 mod dev_token;
 mod error;

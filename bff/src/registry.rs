@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use thesa_core::checksum::{self, Checksum};
 use thesa_core::files::{self, SourceError};
 use thesa_core::finding::{self, Finding, Severity};
-use thesa_core::model::{Definition, Form, Page};
+use thesa_core::model::{Command, Definition, Form, Page};
 use thesa_core::openapi::OperationIndex;
 use thesa_core::validate::{self, LoadedDefinition};
 
@@ -29,6 +29,9 @@ pub struct Registry {
     definitions: Vec<Served>,
     pages: HashMap<String, (usize, usize)>,
     forms: HashMap<String, (usize, usize)>,
+    commands: HashMap<String, (usize, usize)>,
+    /// Command ID → the form that submits it (the first, by domain).
+    submitted_by: HashMap<String, (usize, usize)>,
     checksum: Checksum,
 }
 
@@ -99,12 +102,20 @@ impl Registry {
         definitions.sort_by(|a, b| a.definition.domain.cmp(&b.definition.domain));
         let mut pages = HashMap::new();
         let mut forms = HashMap::new();
+        let mut commands = HashMap::new();
+        let mut submitted_by = HashMap::new();
         for (d, served) in definitions.iter().enumerate() {
             for (p, page) in served.definition.pages.iter().enumerate() {
                 pages.insert(page.id.clone(), (d, p));
             }
             for (f, form) in served.definition.forms.iter().enumerate() {
                 forms.insert(form.id.clone(), (d, f));
+                submitted_by
+                    .entry(form.submit_command.clone())
+                    .or_insert((d, f));
+            }
+            for (c, command) in served.definition.commands.iter().enumerate() {
+                commands.insert(command.id.clone(), (d, c));
             }
         }
         let checksum = checksum::set_checksum(
@@ -116,6 +127,8 @@ impl Registry {
             definitions,
             pages,
             forms,
+            commands,
+            submitted_by,
             checksum,
         }
     }
@@ -137,6 +150,18 @@ impl Registry {
         let &(d, f) = self.forms.get(id)?;
         let served = &self.definitions[d];
         Some((served, &served.definition.forms[f]))
+    }
+
+    /// The command with this ID.
+    pub fn command(&self, id: &str) -> Option<&Command> {
+        let &(d, c) = self.commands.get(id)?;
+        Some(&self.definitions[d].definition.commands[c])
+    }
+
+    /// The form whose submit command this is, if any.
+    pub fn form_submitting(&self, command_id: &str) -> Option<&Form> {
+        let &(d, f) = self.submitted_by.get(command_id)?;
+        Some(&self.definitions[d].definition.forms[f])
     }
 
     /// The checksum of the whole set (independent of file order).

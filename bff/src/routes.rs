@@ -3,14 +3,16 @@
 
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, get};
+use axum::routing::{MethodRouter, get, post};
 use axum::{Extension, Json, Router};
 use serde::Serialize;
 
+use crate::commands::{self, CommandRequest};
 use crate::data;
 use crate::error::ApiError;
 use crate::health;
@@ -40,6 +42,7 @@ fn table() -> Vec<(&'static str, &'static str, MethodRouter<Arc<AppState>>)> {
         ("get", "/ui/forms/{id}", get(form)),
         ("get", "/ui/pages/{id}/data", get(page_data)),
         ("get", "/ui/forms/{id}/data", get(form_data)),
+        ("post", "/ui/commands/{id}", post(command)),
     ]
 }
 
@@ -360,6 +363,73 @@ async fn form_data(
         field_map,
     );
     Ok(Json(serde_json::json!({ "data": record })).into_response())
+}
+
+/// `POST /ui/commands/{id}`: runs a command (see `commands`); 404 when it
+/// does not exist or the caller lacks its capabilities.
+async fn command(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let id = id(path)?;
+    let request: CommandRequest = if body.is_empty() {
+        CommandRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                format!("the body must be {{\"input\": {{...}}, \"route_params\": {{...}}}}: {e}"),
+            )
+        })?
+    };
+    let registry = state.registry.load();
+    let command = registry
+        .command(&id)
+        .filter(|c| caller.capabilities.has_all(&c.capabilities))
+        .ok_or_else(|| ApiError::not_found("command", &id))?;
+    if let Some(form) = registry.form_submitting(&id) {
+        commands::validate(form, &request.input)?;
+    }
+    let binding = &command.operation;
+    let source = DataSource {
+        operation_id: binding.operation_id.clone(),
+        service_id: binding.service_id.clone(),
+        handler: binding.handler.clone(),
+        mapping: None,
+    };
+    let (service, operation) = data_operation(&state, &source)?;
+    let sources = commands::Sources {
+        request: &request,
+        caller: &caller,
+    };
+    let params = commands::params(command, &sources)?;
+    let body = operation
+        .request_body
+        .is_some()
+        .then(|| commands::body(command, &sources))
+        .flatten();
+    let response = state
+        .invoker
+        .call(
+            service,
+            operation,
+            &params,
+            body.as_ref(),
+            &call_context(&caller, &headers),
+        )
+        .await
+        .map_err(|err| match &err {
+            InvokeError::Status { status, body, .. } => {
+                commands::mapped_error(command, *status, body.as_ref())
+                    .unwrap_or_else(|| backend_error(err))
+            }
+            _ => backend_error(err),
+        })?;
+    Ok(Json(commands::answer(command, response)).into_response())
 }
 
 /// Whether `If-None-Match` lists `tag` (weak comparison) or `*`.

@@ -1,0 +1,214 @@
+//! Commands against a mock orders backend that records each request.
+
+use std::sync::{Arc, Mutex};
+
+use axum::extract::Request;
+use axum::http::StatusCode as AxumStatus;
+use axum::response::IntoResponse;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::harness::{self, Bff, client, config, jwks, token};
+
+/// Method, path, headers of interest and JSON body of each request.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    path: String,
+    source_header: Option<String>,
+    body: Value,
+}
+
+type Log = Arc<Mutex<Vec<Seen>>>;
+
+/// Answers like orders-svc: cancel of `shipped` fails with a mapped code,
+/// of `weird` with an unmapped one; everything else succeeds with extra
+/// fields.
+async fn backend(log: Log) -> String {
+    let router = axum::Router::new().fallback(move |request: Request| {
+        let log = log.clone();
+        async move {
+            let method = request.method().to_string();
+            let path = request.uri().path().to_string();
+            let source_header = request
+                .headers()
+                .get("x-request-source")
+                .and_then(|v| v.to_str().ok())
+                .map(String::from);
+            let bytes = axum::body::to_bytes(request.into_body(), 1 << 20).await.unwrap();
+            let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            log.lock().unwrap().push(Seen { method, path: path.clone(), source_header, body });
+            match path.as_str() {
+                "/orders/shipped/cancel" => (
+                    AxumStatus::CONFLICT,
+                    axum::Json(json!({"code": "ORDER_ALREADY_SHIPPED", "detail": "row 7 locked by batch 12"})),
+                )
+                    .into_response(),
+                "/orders/weird/cancel" => (
+                    AxumStatus::CONFLICT,
+                    axum::Json(json!({"code": "SOMETHING_ELSE", "detail": "stack trace here"})),
+                )
+                    .into_response(),
+                _ => axum::Json(json!({"id": "o1", "status": "cancelled", "internal": "x"})).into_response(),
+            }
+        }
+    });
+    let (url, stop) = harness::serve(router).await;
+    std::mem::forget(stop);
+    url
+}
+
+async fn post(bff: &Bff, command: &str, body: Value, roles: &[&str]) -> (StatusCode, Value) {
+    let response = client()
+        .post(bff.url(&format!("/ui/commands/{command}")))
+        .bearer_auth(token(roles))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn start(log: &Log) -> (Bff, tokio::sync::oneshot::Sender<()>) {
+    let (jwks, stop) = jwks().await;
+    let orders = backend(log.clone()).await;
+    let extra = format!("services:\n  orders-svc:\n    base_url: \"{orders}\"\n");
+    (Bff::start(&config(&jwks, &extra), &[]), stop)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn template_body_headers_and_projected_result() {
+    let log = Log::default();
+    let (bff, _stop) = start(&log).await;
+    let (status, body) = post(
+        &bff,
+        "orders.cancel",
+        json!({"input": {"reason": "late", "extra": "not sent"}, "route_params": {"id": "o1"}}),
+        &["order_clerk"],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body,
+        json!({"success": true, "message": "Order cancelled.", "result": {"id": "o1", "status": "cancelled"}})
+    );
+    let seen = log.lock().unwrap()[0].clone();
+    assert_eq!(
+        (seen.method.as_str(), seen.path.as_str()),
+        ("POST", "/orders/o1/cancel")
+    );
+    assert_eq!(seen.source_header.as_deref(), Some("thesa-bff"));
+    assert_eq!(
+        seen.body,
+        json!({"reason": "late", "cancelled_by": "alice", "notify_customer": "true"}),
+        "only the template's fields"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn projection_sends_only_projected_fields_after_form_validation() {
+    let log = Log::default();
+    let (bff, _stop) = start(&log).await;
+    let input = json!({"priority": "high", "notes": "ring twice", "line1": "Main 1", "city": "Oslo", "is_admin": true});
+    let (status, body) = post(
+        &bff,
+        "orders.update",
+        json!({"input": input, "route_params": {"id": "o1"}}),
+        &["order_clerk"],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let seen = log.lock().unwrap()[0].clone();
+    assert_eq!(
+        (seen.method.as_str(), seen.path.as_str()),
+        ("PATCH", "/orders/o1")
+    );
+    assert_eq!(
+        seen.body,
+        json!({"priority": "high", "notes": "ring twice", "shipping_address": {"line1": "Main 1", "city": "Oslo"}})
+    );
+
+    // orders.update is the submit command of orders.edit_form: its rules apply.
+    let (status, body) = post(
+        &bff,
+        "orders.update",
+        json!({"input": {"notes": "x".repeat(2001), "line1": "Main 1", "postal_code": "no!"}, "route_params": {"id": "o1"}}),
+        &["order_clerk"],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["code"], "VALIDATION_ERROR");
+    let fields: Vec<&str> = body["error"]["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        ["priority", "notes", "city", "postal_code"],
+        "{body}"
+    );
+    assert_eq!(
+        log.lock().unwrap().len(),
+        1,
+        "an invalid input calls nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_errors_are_mapped_or_hidden_and_capabilities_apply() {
+    let log = Log::default();
+    let (bff, _stop) = start(&log).await;
+    let cancel = |id: &str| json!({"input": {"reason": "r"}, "route_params": {"id": id}});
+
+    let (status, body) = post(&bff, "orders.cancel", cancel("shipped"), &["order_clerk"]).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(body["error"]["code"], "ORDER_ALREADY_SHIPPED");
+    assert_eq!(
+        body["error"]["message"],
+        "This order has shipped; start a return instead."
+    );
+    assert!(!body.to_string().contains("batch 12"), "{body}");
+
+    let (status, body) = post(&bff, "orders.cancel", cancel("weird"), &["order_clerk"]).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert_eq!(body["error"]["code"], "BACKEND_ERROR");
+    assert!(!body.to_string().contains("stack trace"), "{body}");
+
+    // Passthrough sends the input as it is.
+    let (status, body) = post(
+        &bff,
+        "orders.confirm",
+        json!({"input": {"id": "o1", "note": "ok"}}),
+        &["order_clerk"],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let seen = log.lock().unwrap().last().unwrap().clone();
+    assert_eq!(seen.path, "/orders/o1/confirm");
+
+    // A caller without the capability sees no such command; a missing
+    // path value and a malformed body are 400; none reaches the backend.
+    let calls = log.lock().unwrap().len();
+    let (status, _) = post(&bff, "orders.cancel", cancel("o1"), &["viewer"]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = post(
+        &bff,
+        "orders.cancel",
+        json!({"input": {}}),
+        &["order_clerk"],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, _) = post(
+        &bff,
+        "orders.cancel",
+        json!({"inputs": {}}),
+        &["order_clerk"],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(log.lock().unwrap().len(), calls);
+}
