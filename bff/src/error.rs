@@ -101,7 +101,12 @@ impl ApiError {
     /// The response, with the given correlation ID (for layers outside the
     /// request's task-local scope).
     pub fn response_with(self, correlation_id: String) -> Response {
-        let body = Envelope {
+        (self.status, Json(self.body(correlation_id))).into_response()
+    }
+
+    /// The JSON body of the error shape.
+    pub fn body(&self, correlation_id: String) -> serde_json::Value {
+        let envelope = Envelope {
             error: Body {
                 code: &self.code,
                 message: &self.message,
@@ -109,7 +114,7 @@ impl ApiError {
                 details: self.details.as_ref(),
             },
         };
-        (self.status, Json(body)).into_response()
+        serde_json::to_value(envelope).unwrap_or_default()
     }
 }
 

@@ -11,6 +11,7 @@ mod data;
 mod dev_token;
 mod error;
 mod health;
+mod idempotency;
 mod invoker;
 mod metadata;
 mod metrics;

@@ -16,6 +16,7 @@ use crate::commands::{self, CommandRequest};
 use crate::data;
 use crate::error::ApiError;
 use crate::health;
+use crate::idempotency::{self, Begin, Stored};
 use crate::invoker::{CallContext, InvokeError, Invoker};
 use crate::metadata;
 use crate::middleware::{self, Caller};
@@ -394,6 +395,111 @@ async fn command(
     if let Some(form) = registry.form_submitting(&id) {
         commands::validate(form, &request.input)?;
     }
+    let sources = commands::Sources {
+        request: &request,
+        caller: &caller,
+    };
+    let claim = match (&command.idempotency, &state.idempotency) {
+        (Some(rule), Some(store)) => {
+            let key = idempotency_key(rule.key_source.as_deref(), &headers, &sources)?;
+            let scoped = idempotency::scoped_key(&caller.principal.tenant, &id, &key);
+            let ttl = rule
+                .ttl
+                .unwrap_or(state.config.idempotency.store.default_ttl)
+                .get();
+            let input = serde_json::json!([request.input, request.route_params]);
+            match store.begin(&scoped, idempotency::fingerprint(&input), ttl) {
+                Begin::Started => Some((store, scoped)),
+                Begin::Replay(stored) => {
+                    let mut response = (stored.status, Json(stored.body)).into_response();
+                    response
+                        .headers_mut()
+                        .insert("idempotent-replayed", HeaderValue::from_static("true"));
+                    return Ok(response);
+                }
+                Begin::InFlight => {
+                    return Err(ApiError::new(
+                        StatusCode::CONFLICT,
+                        "IDEMPOTENCY_IN_FLIGHT",
+                        "a request with this idempotency key is still running; retry later",
+                    ));
+                }
+                Begin::Reused => {
+                    return Err(ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "IDEMPOTENCY_KEY_REUSED",
+                        "this idempotency key was used with a different input",
+                    ));
+                }
+                Begin::Full => {
+                    return Err(ApiError::unavailable(
+                        "IDEMPOTENCY_STORE_FULL",
+                        "too many idempotency keys are held; retry later",
+                    ));
+                }
+            }
+        }
+        _ => None,
+    };
+    let outcome = execute(&state, command, &sources, &headers).await;
+    if let Some((store, key)) = claim {
+        // A success or a client error is the command's answer and is kept;
+        // after 5xx (backend unreachable, timed out, failing) a retry may run.
+        match &outcome {
+            Ok(answer) => store.complete(
+                &key,
+                Stored {
+                    status: StatusCode::OK,
+                    body: answer.clone(),
+                },
+            ),
+            Err(err) if err.status.is_client_error() => store.complete(
+                &key,
+                Stored {
+                    status: err.status,
+                    body: err.body(crate::error::correlation_id()),
+                },
+            ),
+            Err(_) => store.abandon(&key),
+        }
+    }
+    Ok(Json(outcome?).into_response())
+}
+
+/// The idempotency key: the `X-Idempotency-Key` header (`key_source:
+/// header`, the default) or the value of the expression `key_source` names.
+fn idempotency_key(
+    source: Option<&str>,
+    headers: &HeaderMap,
+    sources: &commands::Sources,
+) -> Result<String, ApiError> {
+    let key = match source {
+        None | Some("header") => headers
+            .get("x-idempotency-key")
+            .and_then(|v| v.to_str().ok())
+            .map(String::from),
+        Some(expression) => sources.eval(expression).map(|v| match v {
+            serde_json::Value::String(s) => s,
+            other => other.to_string(),
+        }),
+    };
+    key.filter(|k| !k.is_empty() && k.len() <= 256)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "IDEMPOTENCY_KEY_REQUIRED",
+                "this command needs an idempotency key (X-Idempotency-Key, 1 to 256 characters)",
+            )
+        })
+}
+
+/// Calls the command's operation and builds the answer.
+async fn execute(
+    state: &AppState,
+    command: &thesa_core::model::Command,
+    sources: &commands::Sources<'_>,
+    headers: &HeaderMap,
+) -> Result<serde_json::Value, ApiError> {
     let binding = &command.operation;
     let source = DataSource {
         operation_id: binding.operation_id.clone(),
@@ -401,16 +507,12 @@ async fn command(
         handler: binding.handler.clone(),
         mapping: None,
     };
-    let (service, operation) = data_operation(&state, &source)?;
-    let sources = commands::Sources {
-        request: &request,
-        caller: &caller,
-    };
-    let params = commands::params(command, &sources)?;
+    let (service, operation) = data_operation(state, &source)?;
+    let params = commands::params(command, sources)?;
     let body = operation
         .request_body
         .is_some()
-        .then(|| commands::body(command, &sources))
+        .then(|| commands::body(command, sources))
         .flatten();
     let response = state
         .invoker
@@ -419,7 +521,7 @@ async fn command(
             operation,
             &params,
             body.as_ref(),
-            &call_context(&caller, &headers),
+            &call_context(sources.caller, headers),
         )
         .await
         .map_err(|err| match &err {
@@ -429,7 +531,7 @@ async fn command(
             }
             _ => backend_error(err),
         })?;
-    Ok(Json(commands::answer(command, response)).into_response())
+    Ok(commands::answer(command, response))
 }
 
 /// Whether `If-None-Match` lists `tag` (weak comparison) or `*`.

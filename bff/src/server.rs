@@ -30,7 +30,7 @@ use crate::registry::{LoadError, Registry};
 use crate::settings;
 use crate::state::{AppState, BUILD};
 use crate::views::ViewCache;
-use crate::{outbound, reload, routes, sources, telemetry};
+use crate::{idempotency, outbound, reload, routes, sources, telemetry};
 
 /// Most time background tasks get to stop after the drain.
 const BACKGROUND_STOP: Duration = Duration::from_secs(5);
@@ -199,6 +199,10 @@ async fn start(
 
     // 9.-10. Service layer and router.
     let invoker = Invoker::new(&config, http).map_err(failed("backend services"))?;
+    let idempotency = config
+        .idempotency
+        .enabled
+        .then(idempotency::MemoryStore::default);
     let state = Arc::new(AppState {
         config,
         index,
@@ -206,6 +210,7 @@ async fn start(
         auth,
         capabilities,
         invoker,
+        idempotency,
         metrics,
         views: ViewCache::default(),
         draining: AtomicBool::new(false),

@@ -8,6 +8,7 @@ use thesa_core::openapi::OperationIndex;
 
 use crate::auth::Authenticator;
 use crate::capabilities::Capabilities;
+use crate::idempotency::MemoryStore;
 use crate::invoker::Invoker;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
@@ -44,6 +45,9 @@ pub struct AppState {
     pub capabilities: Capabilities,
     /// Backend calls.
     pub invoker: Invoker,
+    /// Idempotency keys of commands (`None` when `idempotency.enabled` is
+    /// off: commands then run without keys).
+    pub idempotency: Option<MemoryStore>,
     /// Prometheus metrics.
     pub metrics: Metrics,
     /// Rendered metadata views.

@@ -38,6 +38,9 @@ async fn backend(log: Log) -> String {
             let bytes = axum::body::to_bytes(request.into_body(), 1 << 20).await.unwrap();
             let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
             log.lock().unwrap().push(Seen { method, path: path.clone(), source_header, body });
+            if path == "/orders/slow/cancel" {
+                tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+            }
             match path.as_str() {
                 "/orders/shipped/cancel" => (
                     AxumStatus::CONFLICT,
@@ -62,6 +65,8 @@ async fn post(bff: &Bff, command: &str, body: Value, roles: &[&str]) -> (StatusC
     let response = client()
         .post(bff.url(&format!("/ui/commands/{command}")))
         .bearer_auth(token(roles))
+        // A fresh key each time (orders.cancel requires one).
+        .header("X-Idempotency-Key", uuid::Uuid::new_v4().to_string())
         .json(&body)
         .send()
         .await
@@ -73,7 +78,9 @@ async fn post(bff: &Bff, command: &str, body: Value, roles: &[&str]) -> (StatusC
 async fn start(log: &Log) -> (Bff, tokio::sync::oneshot::Sender<()>) {
     let (jwks, stop) = jwks().await;
     let orders = backend(log.clone()).await;
-    let extra = format!("services:\n  orders-svc:\n    base_url: \"{orders}\"\n");
+    let extra = format!(
+        "services:\n  orders-svc:\n    base_url: \"{orders}\"\nidempotency:\n  enabled: true\n"
+    );
     (Bff::start(&config(&jwks, &extra), &[]), stop)
 }
 
@@ -211,4 +218,95 @@ async fn backend_errors_are_mapped_or_hidden_and_capabilities_apply() {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(log.lock().unwrap().len(), calls);
+}
+
+/// `orders.cancel` at `bff` (the server's base URL) with an idempotency key.
+async fn post_keyed(
+    bff: &str,
+    key: Option<&str>,
+    id: &str,
+    reason: &str,
+    tenant: &str,
+) -> reqwest::Response {
+    let mut request = client()
+        .post(format!("{bff}/ui/commands/orders.cancel"))
+        .bearer_auth(harness::rs256(&harness::claims(
+            "alice",
+            tenant,
+            &["order_clerk"],
+        )))
+        .json(&json!({"input": {"reason": reason}, "route_params": {"id": id}}));
+    if let Some(key) = key {
+        request = request.header("X-Idempotency-Key", key);
+    }
+    request.send().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_keys_run_once_replay_and_refuse_reuse() {
+    let log = Log::default();
+    let (server, _stop) = start(&log).await;
+    let bff = &server.url("");
+    let calls = || log.lock().unwrap().len();
+
+    let response = post_keyed(bff, None, "o1", "late", "acme").await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "IDEMPOTENCY_KEY_REQUIRED");
+    assert_eq!(calls(), 0);
+
+    let first = post_keyed(bff, Some("k1"), "o1", "late", "acme").await;
+    assert_eq!(first.status(), StatusCode::OK);
+    let first: Value = first.json().await.unwrap();
+    let again = post_keyed(bff, Some("k1"), "o1", "late", "acme").await;
+    assert_eq!(again.status(), StatusCode::OK);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.json::<Value>().await.unwrap(), first);
+    assert_eq!(calls(), 1, "the duplicate is replayed, not run");
+
+    let reused = post_keyed(bff, Some("k1"), "o1", "other reason", "acme").await;
+    assert_eq!(reused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
+    // Keys are per tenant.
+    let other_tenant = post_keyed(bff, Some("k1"), "o1", "late", "globex").await;
+    assert_eq!(other_tenant.status(), StatusCode::OK);
+    assert!(other_tenant.headers().get("idempotent-replayed").is_none());
+    assert_eq!(calls(), 2);
+
+    // A mapped backend error is the answer too, and is replayed.
+    let shipped = post_keyed(bff, Some("k2"), "shipped", "r", "acme").await;
+    assert_eq!(shipped.status(), StatusCode::CONFLICT);
+    let shipped_again = post_keyed(bff, Some("k2"), "shipped", "r", "acme").await;
+    assert_eq!(shipped_again.status(), StatusCode::CONFLICT);
+    assert_eq!(shipped_again.headers()["idempotent-replayed"], "true");
+    assert_eq!(calls(), 3);
+
+    // A backend failure (502) frees the key: the retry runs.
+    let failed = post_keyed(bff, Some("k3"), "weird", "r", "acme").await;
+    assert_eq!(failed.status(), StatusCode::BAD_GATEWAY);
+    let retried = post_keyed(bff, Some("k3"), "weird", "r", "acme").await;
+    assert_eq!(retried.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(calls(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_while_the_first_runs_gets_409() {
+    let log = Log::default();
+    let (server, _stop) = start(&log).await;
+    let bff = server.url("");
+    let first = {
+        let bff = bff.clone();
+        tokio::spawn(async move {
+            post_keyed(&bff, Some("slow-1"), "slow", "r", "acme")
+                .await
+                .status()
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let duplicate = post_keyed(&bff, Some("slow-1"), "slow", "r", "acme").await;
+    assert_eq!(duplicate.status(), StatusCode::CONFLICT);
+    let body: Value = duplicate.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "IDEMPOTENCY_IN_FLIGHT");
+    assert_eq!(first.await.unwrap(), StatusCode::OK);
+    assert_eq!(log.lock().unwrap().len(), 1, "run once");
 }
