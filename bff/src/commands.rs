@@ -17,6 +17,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use thesa_core::model::{BodyMapping, Command, Form};
 
+use crate::data::{get_in, get_path, set_path};
 use crate::error::ApiError;
 use crate::invoker::Params;
 use crate::middleware::Caller;
@@ -41,12 +42,6 @@ pub struct Sources<'a> {
     pub caller: &'a Caller,
 }
 
-fn get_path<'a>(value: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
-    let mut parts = path.split('.');
-    let first = value.get(parts.next()?)?;
-    parts.try_fold(first, |v, key| v.as_object().and_then(|o| o.get(key)))
-}
-
 impl Sources<'_> {
     /// The value of an expression; `None` when it names nothing present.
     pub fn eval(&self, expression: &str) -> Option<Value> {
@@ -63,7 +58,7 @@ impl Sources<'_> {
         let (source, rest) = e.split_once('.')?;
         let principal = &self.caller.principal;
         match source {
-            "input" => get_path(&self.request.input, rest).cloned(),
+            "input" => get_in(&self.request.input, rest).cloned(),
             "route" => self.request.route_params.get(rest).cloned(),
             "context" => match rest {
                 "subject_id" => Some(principal.subject.clone().into()),
@@ -119,25 +114,6 @@ pub fn params(command: &Command, sources: &Sources) -> Result<Params, ApiError> 
     Ok(params)
 }
 
-fn set_path(target: &mut Map<String, Value>, path: &str, value: Value) {
-    match path.split_once('.') {
-        None => {
-            target.insert(path.to_string(), value);
-        }
-        Some((first, rest)) => {
-            let slot = target
-                .entry(first.to_string())
-                .or_insert_with(|| Value::Object(Map::new()));
-            if !slot.is_object() {
-                *slot = Value::Object(Map::new());
-            }
-            if let Value::Object(inner) = slot {
-                set_path(inner, rest, value);
-            }
-        }
-    }
-}
-
 /// The request body for the backend.
 pub fn body(command: &Command, sources: &Sources) -> Option<Value> {
     let input = command.input.as_ref();
@@ -164,7 +140,7 @@ pub fn body(command: &Command, sources: &Sources) -> Option<Value> {
 pub fn validate(form: &Form, input: &Map<String, Value>) -> Result<(), ApiError> {
     let mut problems = Vec::new();
     for field in form.sections.iter().flat_map(|s| &s.fields) {
-        let value = get_path(input, &field.field).filter(|v| !v.is_null());
+        let value = get_in(input, &field.field).filter(|v| !v.is_null());
         let empty = match value {
             None => true,
             Some(Value::String(s)) => s.is_empty(),
@@ -270,7 +246,7 @@ pub fn answer(command: &Command, response: Value) -> Value {
         Some(o) if !o.fields.is_empty() => {
             let mut out = Map::new();
             for (ui, backend) in &o.fields {
-                if let Some(value) = response.as_object().and_then(|r| get_path(r, backend)) {
+                if let Some(value) = get_path(&response, backend) {
                     set_path(&mut out, ui, value.clone());
                 }
             }

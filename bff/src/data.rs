@@ -172,13 +172,24 @@ pub fn path_params(operation: &Operation, query: &[(String, String)]) -> Result<
 }
 
 /// The value at a dotted path (`data.items`, `total.amount`).
-fn get_path<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
+pub fn get_path<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
     path.split('.')
         .try_fold(value, |v, key| v.as_object().and_then(|o| o.get(key)))
 }
 
+/// The value at a dotted path of an object's fields.
+pub fn get_in<'a>(object: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
+    let (first, rest) = path.split_once('.').unwrap_or((path, ""));
+    let value = object.get(first)?;
+    if rest.is_empty() {
+        Some(value)
+    } else {
+        get_path(value, rest)
+    }
+}
+
 /// Sets a dotted path, creating objects on the way.
-fn set_path(target: &mut Map<String, Value>, path: &str, value: Value) {
+pub fn set_path(target: &mut Map<String, Value>, path: &str, value: Value) {
     let mut keys = path.split('.').peekable();
     let mut object = target;
     while let Some(key) = keys.next() {
