@@ -3,20 +3,29 @@
 //! and authentication from the service's configuration. One pooled HTTP
 //! client serves every service (reqwest pools connections per host).
 //!
-//! This release forwards the caller's token (`auth.strategy:
-//! forward_token`); `service_token` is refused at start-up until the
-//! client-credentials flow exists. Retries and circuit breakers are not
-//! applied yet.
+//! Each service has a circuit breaker, and failed calls of idempotent
+//! methods (all methods with `retry.idempotent_only: false`) are sent again
+//! with exponential backoff, never past the handler timeout (see
+//! `resilience`). This release forwards the caller's token
+//! (`auth.strategy: forward_token`); `service_token` is refused at start-up
+//! until the client-credentials flow exists.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 
 use reqwest::Method;
 use serde_json::Value;
-use thesa_core::config::{AuthStrategy, Config, ServiceConfig};
+use thesa_core::config::{AuthStrategy, Config, RetryConfig, ServiceConfig};
 use thesa_core::openapi::{Operation, OperationIndex};
 
+use crate::metrics::{Metrics, ServiceLabel};
 use crate::outbound::error_chain;
+use crate::resilience::{Breaker, BreakerState, backoff, is_idempotent};
 
 /// Why a backend call gave no usable answer.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +67,13 @@ pub enum InvokeError {
         /// as it is).
         body: Option<Value>,
     },
+    /// The service's circuit breaker is open: it failed repeatedly and is
+    /// given time to recover.
+    #[error("{service} is failing; its circuit breaker is open")]
+    CircuitOpen {
+        /// The service.
+        service: String,
+    },
     /// The backend's answer is not JSON.
     #[error("{service} answered something that is not JSON")]
     NotJson {
@@ -93,6 +109,9 @@ pub struct Params {
 struct Service {
     base_url: String,
     timeout: Duration,
+    retry: RetryConfig,
+    breaker: Breaker,
+    label: ServiceLabel,
 }
 
 /// Calls backend operations.
@@ -100,24 +119,47 @@ struct Service {
 pub struct Invoker {
     http: reqwest::Client,
     services: BTreeMap<String, Service>,
+    /// No attempt starts later than this after the call began (the
+    /// handler timeout).
+    budget: Duration,
+    durations: Family<ServiceLabel, Histogram>,
+    retries: Family<ServiceLabel, Counter>,
+    breaker_states: Family<ServiceLabel, Gauge>,
 }
 
 impl Invoker {
     /// The invoker for the configured services; an error names a service
     /// whose configuration this release cannot serve.
-    pub fn new(config: &Config, http: reqwest::Client) -> Result<Self, String> {
+    pub fn new(config: &Config, http: reqwest::Client, metrics: &Metrics) -> Result<Self, String> {
         let mut services = BTreeMap::new();
         for (id, service) in &config.services {
             check(id, service)?;
+            let label = ServiceLabel {
+                service_id: id.clone(),
+            };
+            metrics
+                .breaker_state
+                .get_or_create(&label)
+                .set(BreakerState::Closed as i64);
             services.insert(
                 id.clone(),
                 Service {
                     base_url: service.base_url.trim_end_matches('/').to_string(),
                     timeout: service.timeout.get(),
+                    retry: service.retry.clone(),
+                    breaker: Breaker::new(&service.circuit_breaker),
+                    label,
                 },
             );
         }
-        Ok(Self { http, services })
+        Ok(Self {
+            http,
+            services,
+            budget: config.server.handler_timeout.get(),
+            durations: metrics.backend_duration.clone(),
+            retries: metrics.backend_retries.clone(),
+            breaker_states: metrics.breaker_state.clone(),
+        })
     }
 
     /// The operation and its service: `service_id` when given, else the
@@ -141,7 +183,7 @@ impl Invoker {
     }
 
     /// Calls `operation` of `service` and returns its JSON answer (`null`
-    /// for an empty body).
+    /// for an empty body), through the service's breaker and retries.
     pub async fn call(
         &self,
         service_id: &str,
@@ -154,6 +196,64 @@ impl Invoker {
             .services
             .get(service_id)
             .ok_or_else(|| InvokeError::NotConfigured(service_id.to_string()))?;
+        let deadline = Instant::now() + self.budget;
+        let may_retry = !service.retry.idempotent_only || is_idempotent(&operation.method);
+        let mut attempt = 1;
+        loop {
+            let Some(permit) = service.breaker.try_acquire() else {
+                self.show_state(service);
+                return Err(InvokeError::CircuitOpen {
+                    service: service_id.to_string(),
+                });
+            };
+            let started = Instant::now();
+            let outcome = self
+                .attempt(service_id, service, operation, params, body, context)
+                .await;
+            self.durations
+                .get_or_create(&service.label)
+                .observe(started.elapsed().as_secs_f64());
+            let failed = match &outcome {
+                Err(InvokeError::Timeout { .. } | InvokeError::Unreachable { .. }) => true,
+                Err(InvokeError::Status { status, .. }) => *status >= 500,
+                _ => false,
+            };
+            service.breaker.record(permit, !failed);
+            self.show_state(service);
+            let transient = match &outcome {
+                Err(InvokeError::Timeout { .. } | InvokeError::Unreachable { .. }) => true,
+                Err(InvokeError::Status { status, .. }) => matches!(status, 502..=504),
+                _ => false,
+            };
+            if !(transient && may_retry && attempt < service.retry.max_attempts) {
+                return outcome;
+            }
+            let wait = backoff(&service.retry, attempt);
+            if Instant::now() + wait >= deadline {
+                return outcome;
+            }
+            self.retries.get_or_create(&service.label).inc();
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        }
+    }
+
+    fn show_state(&self, service: &Service) {
+        self.breaker_states
+            .get_or_create(&service.label)
+            .set(service.breaker.state() as i64);
+    }
+
+    /// One attempt of a call.
+    async fn attempt(
+        &self,
+        service_id: &str,
+        service: &Service,
+        operation: &Operation,
+        params: &Params,
+        body: Option<&Value>,
+        context: &CallContext,
+    ) -> Result<Value, InvokeError> {
         let url = format!(
             "{}{}",
             service.base_url,

@@ -19,6 +19,7 @@ mod middleware;
 mod outbound;
 mod registry;
 mod reload;
+mod resilience;
 mod routes;
 mod server;
 mod settings;

@@ -50,6 +50,13 @@ pub struct ReasonLabel {
     pub reason: &'static str,
 }
 
+/// The backend service of a call.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ServiceLabel {
+    /// The service ID from the configuration.
+    pub service_id: String,
+}
+
 /// Build labels.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct BuildLabels {
@@ -75,6 +82,13 @@ pub struct Metrics {
     pub capability_cache_hits: Counter,
     /// `thesa_auth_rejections_total{reason}`: requests refused with 401.
     pub auth_rejections: Family<ReasonLabel, Counter>,
+    /// `thesa_backend_request_duration_seconds{service_id}`: each attempt.
+    pub backend_duration: Family<ServiceLabel, Histogram>,
+    /// `thesa_backend_retries_total{service_id}`.
+    pub backend_retries: Family<ServiceLabel, Counter>,
+    /// `thesa_backend_circuit_breaker_state{service_id}`: 0 closed, 1 open,
+    /// 2 half-open.
+    pub breaker_state: Family<ServiceLabel, Gauge>,
 }
 
 impl Metrics {
@@ -125,6 +139,26 @@ impl Metrics {
             "Requests refused because the token was missing or invalid, by reason",
             auth_rejections.clone(),
         );
+        let backend_duration = Family::<ServiceLabel, Histogram>::new_with_constructor(
+            (|| Histogram::new(LATENCY_BUCKETS)) as fn() -> Histogram,
+        );
+        registry.register(
+            "thesa_backend_request_duration_seconds",
+            "Backend call duration by service, each attempt",
+            backend_duration.clone(),
+        );
+        let backend_retries = Family::<ServiceLabel, Counter>::default();
+        registry.register(
+            "thesa_backend_retries",
+            "Backend calls sent again after a failure",
+            backend_retries.clone(),
+        );
+        let breaker_state = Family::<ServiceLabel, Gauge>::default();
+        registry.register(
+            "thesa_backend_circuit_breaker_state",
+            "Circuit breaker by service: 0 closed, 1 open, 2 half-open",
+            breaker_state.clone(),
+        );
         let build = Family::<BuildLabels, Gauge>::default();
         build
             .get_or_create(&BuildLabels {
@@ -146,6 +180,9 @@ impl Metrics {
             capability_cache_misses,
             capability_cache_hits,
             auth_rejections,
+            backend_duration,
+            backend_retries,
+            breaker_state,
         }
     }
 

@@ -258,6 +258,10 @@ fn backend_error(err: InvokeError) -> ApiError {
             "BACKEND_UNAVAILABLE",
             "the backend could not be reached",
         ),
+        InvokeError::CircuitOpen { .. } => ApiError::unavailable(
+            "BACKEND_CIRCUIT_OPEN",
+            "the backend is failing and is given time to recover; retry later",
+        ),
         _ => ApiError::new(
             StatusCode::BAD_GATEWAY,
             "BACKEND_ERROR",

@@ -198,7 +198,7 @@ async fn start(
     // not validate in step 4).
 
     // 9.-10. Service layer and router.
-    let invoker = Invoker::new(&config, http).map_err(failed("backend services"))?;
+    let invoker = Invoker::new(&config, http, &metrics).map_err(failed("backend services"))?;
     let idempotency = config
         .idempotency
         .enabled
