@@ -13,6 +13,7 @@ mod error;
 mod health;
 mod idempotency;
 mod invoker;
+mod lookups;
 mod metadata;
 mod metrics;
 mod middleware;

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use thesa_core::checksum::{self, Checksum};
 use thesa_core::files::{self, SourceError};
 use thesa_core::finding::{self, Finding, Severity};
-use thesa_core::model::{Command, Definition, Form, Page};
+use thesa_core::model::{Command, Definition, Form, Lookup, Page};
 use thesa_core::openapi::OperationIndex;
 use thesa_core::validate::{self, LoadedDefinition};
 
@@ -30,6 +30,7 @@ pub struct Registry {
     pages: HashMap<String, (usize, usize)>,
     forms: HashMap<String, (usize, usize)>,
     commands: HashMap<String, (usize, usize)>,
+    lookups: HashMap<String, (usize, usize)>,
     /// Command ID → the form that submits it (the first, by domain).
     submitted_by: HashMap<String, (usize, usize)>,
     checksum: Checksum,
@@ -103,6 +104,7 @@ impl Registry {
         let mut pages = HashMap::new();
         let mut forms = HashMap::new();
         let mut commands = HashMap::new();
+        let mut lookups = HashMap::new();
         let mut submitted_by = HashMap::new();
         for (d, served) in definitions.iter().enumerate() {
             for (p, page) in served.definition.pages.iter().enumerate() {
@@ -117,6 +119,9 @@ impl Registry {
             for (c, command) in served.definition.commands.iter().enumerate() {
                 commands.insert(command.id.clone(), (d, c));
             }
+            for (l, lookup) in served.definition.lookups.iter().enumerate() {
+                lookups.insert(lookup.id.clone(), (d, l));
+            }
         }
         let checksum = checksum::set_checksum(
             definitions
@@ -128,6 +133,7 @@ impl Registry {
             pages,
             forms,
             commands,
+            lookups,
             submitted_by,
             checksum,
         }
@@ -156,6 +162,12 @@ impl Registry {
     pub fn command(&self, id: &str) -> Option<&Command> {
         let &(d, c) = self.commands.get(id)?;
         Some(&self.definitions[d].definition.commands[c])
+    }
+
+    /// The lookup with this ID.
+    pub fn lookup(&self, id: &str) -> Option<&Lookup> {
+        let &(d, l) = self.lookups.get(id)?;
+        Some(&self.definitions[d].definition.lookups[l])
     }
 
     /// The form whose submit command this is, if any.

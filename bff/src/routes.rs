@@ -18,12 +18,13 @@ use crate::error::ApiError;
 use crate::health;
 use crate::idempotency::{self, Begin, Stored};
 use crate::invoker::{CallContext, InvokeError, Invoker};
+use crate::lookups;
 use crate::metadata;
 use crate::middleware::{self, Caller};
 use crate::registry::Registry;
 use crate::state::AppState;
 use crate::views::{Rendered, View};
-use thesa_core::model::DataSource;
+use thesa_core::model::{DataSource, OperationBinding};
 
 /// The default path of the metrics route (`observability.metrics.path`
 /// moves it).
@@ -44,6 +45,7 @@ fn table() -> Vec<(&'static str, &'static str, MethodRouter<Arc<AppState>>)> {
         ("get", "/ui/pages/{id}/data", get(page_data)),
         ("get", "/ui/forms/{id}/data", get(form_data)),
         ("post", "/ui/commands/{id}", post(command)),
+        ("get", "/ui/lookups/{id}", get(lookup)),
     ]
 }
 
@@ -273,17 +275,91 @@ fn backend_error(err: InvokeError) -> ApiError {
 /// The operation a data source calls, resolved to its service.
 fn data_operation<'a>(
     state: &'a AppState,
-    source: &DataSource,
+    operation_id: Option<&str>,
+    service_id: Option<&str>,
 ) -> Result<(&'a str, &'a thesa_core::openapi::Operation), ApiError> {
-    let operation_id = source.operation_id.as_deref().ok_or_else(|| {
+    let operation_id = operation_id.ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_IMPLEMENTED,
             "HANDLER_NOT_AVAILABLE",
-            "this data source uses an SDK handler, which this build does not have",
+            "this element uses an SDK handler, which this build does not have",
         )
     })?;
-    Invoker::resolve(&state.index, operation_id, source.service_id.as_deref())
-        .map_err(backend_error)
+    Invoker::resolve(&state.index, operation_id, service_id).map_err(backend_error)
+}
+
+/// The operation of a data source.
+fn source_operation<'a>(
+    state: &'a AppState,
+    source: &DataSource,
+) -> Result<(&'a str, &'a thesa_core::openapi::Operation), ApiError> {
+    data_operation(
+        state,
+        source.operation_id.as_deref(),
+        source.service_id.as_deref(),
+    )
+}
+
+/// The operation of a command or lookup.
+fn bound_operation<'a>(
+    state: &'a AppState,
+    binding: &OperationBinding,
+) -> Result<(&'a str, &'a thesa_core::openapi::Operation), ApiError> {
+    data_operation(
+        state,
+        binding.operation_id.as_deref(),
+        binding.service_id.as_deref(),
+    )
+}
+
+/// `GET /ui/lookups/{id}?q=`: a lookup's options (see `lookups`).
+async fn lookup(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    path: Result<Path<String>, PathRejection>,
+    query: QueryPairs,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let id = id(path)?;
+    let query = pairs(query)?;
+    let q = query
+        .iter()
+        .find(|(k, v)| k == "q" && !v.is_empty())
+        .map(|(_, v)| v.as_str());
+    let registry = state.registry.load();
+    let lookup = registry
+        .lookup(&id)
+        .ok_or_else(|| ApiError::not_found("lookup", &id))?;
+    let scope = lookups::Scope {
+        set: registry.checksum(),
+        tenant: &caller.principal.tenant,
+        query: q,
+    };
+    if let Some(list) = state.lookups.get(lookup, &scope) {
+        return Ok(Json(serde_json::json!({ "options": *list })).into_response());
+    }
+    let Some(binding) = &lookup.operation else {
+        return Ok(Json(serde_json::json!({ "options": [] })).into_response());
+    };
+    let (service, operation) = bound_operation(&state, binding)?;
+    let mut params = data::path_params(operation, &query)?;
+    if let (Some(field), Some(q)) = (&lookup.search_field, q) {
+        params.query.push((field.clone(), q.to_string()));
+    }
+    let response = state
+        .invoker
+        .call(
+            service,
+            operation,
+            &params,
+            None,
+            &call_context(&caller, &headers),
+        )
+        .await
+        .map_err(backend_error)?;
+    let list = Arc::new(lookups::options(lookup, &response));
+    state.lookups.insert(lookup, &scope, list.clone());
+    Ok(Json(serde_json::json!({ "options": *list })).into_response())
 }
 
 /// `GET /ui/pages/{id}/data`: the rows of a page's table.
@@ -302,7 +378,7 @@ async fn page_data(
         .filter(|(_, page)| caller.capabilities.has_all(&page.capabilities))
         .and_then(|(_, page)| page.table.as_ref())
         .ok_or_else(|| ApiError::not_found("page data", &id))?;
-    let (service, operation) = data_operation(&state, &table.data_source)?;
+    let (service, operation) = source_operation(&state, &table.data_source)?;
     let pagination = state
         .config
         .services
@@ -347,7 +423,7 @@ async fn form_data(
         .filter(|(_, form)| caller.capabilities.has_all(&form.capabilities))
         .and_then(|(_, form)| Some((form, form.load_source.as_ref()?)))
         .ok_or_else(|| ApiError::not_found("form data", &id))?;
-    let (service, operation) = data_operation(&state, source)?;
+    let (service, operation) = source_operation(&state, source)?;
     let params = data::path_params(operation, &query)?;
     let response = state
         .invoker
@@ -504,14 +580,7 @@ async fn execute(
     sources: &commands::Sources<'_>,
     headers: &HeaderMap,
 ) -> Result<serde_json::Value, ApiError> {
-    let binding = &command.operation;
-    let source = DataSource {
-        operation_id: binding.operation_id.clone(),
-        service_id: binding.service_id.clone(),
-        handler: binding.handler.clone(),
-        mapping: None,
-    };
-    let (service, operation) = data_operation(state, &source)?;
+    let (service, operation) = bound_operation(state, &command.operation)?;
     let params = commands::params(command, sources)?;
     let body = operation
         .request_body

@@ -25,6 +25,7 @@ use tokio::sync::watch;
 use crate::auth::Authenticator;
 use crate::capabilities::Capabilities;
 use crate::invoker::Invoker;
+use crate::lookups::LookupCache;
 use crate::metrics::Metrics;
 use crate::registry::{LoadError, Registry};
 use crate::settings;
@@ -203,6 +204,7 @@ async fn start(
         .idempotency
         .enabled
         .then(idempotency::MemoryStore::default);
+    let lookups = LookupCache::new(&config.lookup);
     let state = Arc::new(AppState {
         config,
         index,
@@ -210,6 +212,7 @@ async fn start(
         auth,
         capabilities,
         invoker,
+        lookups,
         idempotency,
         metrics,
         views: ViewCache::default(),

@@ -10,6 +10,7 @@ use crate::auth::Authenticator;
 use crate::capabilities::Capabilities;
 use crate::idempotency::MemoryStore;
 use crate::invoker::Invoker;
+use crate::lookups::LookupCache;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::views::ViewCache;
@@ -45,6 +46,8 @@ pub struct AppState {
     pub capabilities: Capabilities,
     /// Backend calls.
     pub invoker: Invoker,
+    /// Cached lookup options.
+    pub lookups: LookupCache,
     /// Idempotency keys of commands (`None` when `idempotency.enabled` is
     /// off: commands then run without keys).
     pub idempotency: Option<MemoryStore>,

@@ -5,6 +5,7 @@
 mod commands;
 mod data;
 mod harness;
+mod lookups;
 mod resilience;
 
 use std::time::{Duration, Instant};
