@@ -22,6 +22,7 @@ mod registry;
 mod reload;
 mod resilience;
 mod routes;
+mod search;
 mod server;
 mod settings;
 mod sources;

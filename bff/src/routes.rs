@@ -22,6 +22,7 @@ use crate::lookups;
 use crate::metadata;
 use crate::middleware::{self, Caller};
 use crate::registry::Registry;
+use crate::search;
 use crate::state::AppState;
 use crate::views::{Rendered, View};
 use thesa_core::model::{DataSource, OperationBinding};
@@ -46,6 +47,7 @@ fn table() -> Vec<(&'static str, &'static str, MethodRouter<Arc<AppState>>)> {
         ("get", "/ui/forms/{id}/data", get(form_data)),
         ("post", "/ui/commands/{id}", post(command)),
         ("get", "/ui/lookups/{id}", get(lookup)),
+        ("get", "/ui/search", get(search)),
     ]
 }
 
@@ -310,6 +312,42 @@ fn bound_operation<'a>(
         binding.operation_id.as_deref(),
         binding.service_id.as_deref(),
     )
+}
+
+/// `GET /ui/search?q=&domain=`: every search provider the caller may use,
+/// merged (see `search`).
+async fn search(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    query: QueryPairs,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let query = pairs(query)?;
+    let value = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim());
+    let q = value("q").unwrap_or_default();
+    if q.chars().count() < search::MIN_QUERY {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_QUERY",
+            format!("q must have at least {} characters", search::MIN_QUERY),
+        ));
+    }
+    let only_domain = value("domain").filter(|d| !d.is_empty());
+    let registry = state.registry.load();
+    let providers: Vec<(&str, &thesa_core::model::Search)> = registry
+        .definitions()
+        .iter()
+        .flat_map(|served| {
+            let domain = served.definition.domain.as_str();
+            served.definition.searches.iter().map(move |s| (domain, s))
+        })
+        .filter(|(domain, s)| {
+            caller.capabilities.has_all(&s.capabilities)
+                && only_domain.is_none_or(|d| s.domain.as_deref().unwrap_or(domain) == d)
+        })
+        .collect();
+    let answer = search::run(&state, &providers, q, &call_context(&caller, &headers)).await;
+    Ok(Json(answer).into_response())
 }
 
 /// `GET /ui/lookups/{id}?q=`: a lookup's options (see `lookups`).

@@ -7,6 +7,7 @@ mod data;
 mod harness;
 mod lookups;
 mod resilience;
+mod search;
 
 use std::time::{Duration, Instant};
 
