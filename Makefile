@@ -23,6 +23,7 @@ run: ## Serve the samples on :8080 (embedded stores, development keys; prints ho
 	exec target/debug/thesa-bff serve --config config/config.yaml
 
 test: ## Run every test that can run here (cargo-nextest when installed), then the manifest checks and e2e
+	bash scripts/test-deps.sh
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --workspace --locked --no-fail-fast; \
 	else \

@@ -526,8 +526,19 @@ async fn command(
                 .unwrap_or(state.config.idempotency.store.default_ttl)
                 .get();
             let input = serde_json::json!([request.input, request.route_params]);
-            match store.begin(&scoped, idempotency::fingerprint(&input), ttl) {
-                Begin::Started => Some((store, scoped)),
+            let fingerprint = idempotency::fingerprint(&input);
+            let begun = store
+                .begin(&scoped, fingerprint, ttl)
+                .await
+                .map_err(|err| {
+                    tracing::error!(error = %err, "idempotency store unavailable");
+                    ApiError::unavailable(
+                        "IDEMPOTENCY_STORE_UNAVAILABLE",
+                        "the idempotency store does not answer; the command was not run",
+                    )
+                })?;
+            match begun {
+                Begin::Started => Some((store, scoped, fingerprint, ttl)),
                 Begin::Replay(stored) => {
                     let mut response = (stored.status, Json(stored.body)).into_response();
                     response
@@ -560,25 +571,23 @@ async fn command(
         _ => None,
     };
     let outcome = execute(&state, command, &sources, &headers).await;
-    if let Some((store, key)) = claim {
+    if let Some((store, key, fingerprint, ttl)) = claim {
         // A success or a client error is the command's answer and is kept;
         // after 5xx (backend unreachable, timed out, failing) a retry may run.
-        match &outcome {
-            Ok(answer) => store.complete(
-                &key,
-                Stored {
-                    status: StatusCode::OK,
-                    body: answer.clone(),
-                },
-            ),
-            Err(err) if err.status.is_client_error() => store.complete(
-                &key,
-                Stored {
-                    status: err.status,
-                    body: err.body(crate::error::correlation_id()),
-                },
-            ),
-            Err(_) => store.abandon(&key),
+        let stored = match &outcome {
+            Ok(answer) => Some(Stored {
+                status: StatusCode::OK,
+                body: answer.clone(),
+            }),
+            Err(err) if err.status.is_client_error() => Some(Stored {
+                status: err.status,
+                body: err.body(crate::error::correlation_id()),
+            }),
+            Err(_) => None,
+        };
+        match stored {
+            Some(stored) => store.complete(&key, fingerprint, stored, ttl).await,
+            None => store.abandon(&key).await,
         }
     }
     Ok(Json(outcome?).into_response())

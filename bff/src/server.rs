@@ -16,7 +16,7 @@ use arc_swap::ArcSwap;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use thesa_core::config::{Config, IdempotencyDriver, WorkflowDriver};
+use thesa_core::config::{Config, WorkflowDriver};
 use thesa_core::finding::{Finding, Severity};
 use thesa_core::openapi::OperationIndex;
 use tokio::signal::unix::{Signal, SignalKind, signal};
@@ -194,16 +194,22 @@ async fn start(
         .await
         .map_err(|e| failed("capability system")(e.to_string()))?;
 
-    // 6.-8. Stores and SDK handlers: the embedded stores need no set-up,
-    // and this build registers no SDK handlers (definitions naming one did
-    // not validate in step 4).
+    // 6. and 8. The embedded workflow store needs no set-up, and this build
+    // registers no SDK handlers (definitions naming one did not validate in
+    // step 4).
 
     // 9.-10. Service layer and router.
     let invoker = Invoker::new(&config, http, &metrics).map_err(failed("backend services"))?;
-    let idempotency = config
-        .idempotency
-        .enabled
-        .then(idempotency::MemoryStore::default);
+    // 7. Idempotency store (Redis is connected now: without it commands
+    // with keys cannot run safely).
+    let idempotency = if config.idempotency.enabled {
+        let store = idempotency::Store::new(&config.idempotency)
+            .await
+            .map_err(failed("idempotency store"))?;
+        Some(store)
+    } else {
+        None
+    };
     let lookups = LookupCache::new(&config.lookup);
     let state = Arc::new(AppState {
         config,
@@ -267,13 +273,6 @@ fn refuse_unavailable(config: &Config) -> Result<(), String> {
         return Err(
             "workflow.store.driver: postgres is not available in this build; \
                     use memory (single replica) or disable workflows"
-                .into(),
-        );
-    }
-    if config.idempotency.enabled && config.idempotency.store.driver == IdempotencyDriver::Redis {
-        return Err(
-            "idempotency.store.driver: redis is not available in this build; \
-                    use memory (single replica) or disable idempotency"
                 .into(),
         );
     }

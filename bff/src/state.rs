@@ -8,7 +8,7 @@ use thesa_core::openapi::OperationIndex;
 
 use crate::auth::Authenticator;
 use crate::capabilities::Capabilities;
-use crate::idempotency::MemoryStore;
+use crate::idempotency::Store;
 use crate::invoker::Invoker;
 use crate::lookups::LookupCache;
 use crate::metrics::Metrics;
@@ -50,7 +50,7 @@ pub struct AppState {
     pub lookups: LookupCache,
     /// Idempotency keys of commands (`None` when `idempotency.enabled` is
     /// off: commands then run without keys).
-    pub idempotency: Option<MemoryStore>,
+    pub idempotency: Option<Store>,
     /// Prometheus metrics.
     pub metrics: Metrics,
     /// Rendered metadata views.

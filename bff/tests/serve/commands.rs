@@ -310,3 +310,94 @@ async fn a_duplicate_while_the_first_runs_gets_409() {
     assert_eq!(first.await.unwrap(), StatusCode::OK);
     assert_eq!(log.lock().unwrap().len(), 1, "run once");
 }
+
+/// Two BFF processes sharing one Redis run a command once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_sharing_redis_run_a_command_once() {
+    let redis = harness::Redis::start();
+    let log = Log::default();
+    let (jwks, _stop) = jwks().await;
+    let orders = backend(log.clone()).await;
+    let extra = format!(
+        "services:\n  orders-svc:\n    base_url: \"{orders}\"\nidempotency:\n  enabled: true\n  store: {{driver: redis}}\n"
+    );
+    let env = [("THESA_REDIS_ADDR", redis.addr.as_str())];
+    let (a, b) = (
+        Bff::start(&config(&jwks, &extra), &env),
+        Bff::start(&config(&jwks, &extra), &env),
+    );
+    // The key is per test run, so a shared REDIS_URL holds no old answer.
+    let key = uuid::Uuid::new_v4().to_string();
+
+    let first = {
+        let (url, key) = (a.url(""), key.clone());
+        tokio::spawn(async move {
+            post_keyed(&url, Some(&key), "slow", "r", "acme")
+                .await
+                .status()
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let during = post_keyed(&b.url(""), Some(&key), "slow", "r", "acme").await;
+    assert_eq!(
+        during.status(),
+        StatusCode::CONFLICT,
+        "the other instance sees it running"
+    );
+    assert_eq!(first.await.unwrap(), StatusCode::OK);
+    let after = post_keyed(&b.url(""), Some(&key), "slow", "r", "acme").await;
+    assert_eq!(after.status(), StatusCode::OK);
+    assert_eq!(after.headers()["idempotent-replayed"], "true");
+    assert_eq!(log.lock().unwrap().len(), 1, "run once across instances");
+
+    let ready: Value = client()
+        .get(a.url("/ui/ready"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["checks"]["idempotency_store"]["driver"], "redis");
+}
+
+/// Redis down: readiness degrades, keyed commands answer 503 and do not
+/// run, everything else keeps working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_fails_keyed_commands_without_running_them() {
+    let mut redis = harness::Redis::start();
+    if std::env::var("REDIS_URL").is_ok() {
+        // A shared Redis cannot be stopped by this test; the embedded one can.
+        redis = harness::Redis::start_own();
+    }
+    let log = Log::default();
+    let (jwks, _stop) = jwks().await;
+    let orders = backend(log.clone()).await;
+    let extra = format!(
+        "services:\n  orders-svc:\n    base_url: \"{orders}\"\nidempotency:\n  enabled: true\n  store: {{driver: redis}}\n"
+    );
+    let bff = Bff::start(
+        &config(&jwks, &extra),
+        &[("THESA_REDIS_ADDR", redis.addr.as_str())],
+    );
+    redis.stop();
+
+    let response = post_keyed(&bff.url(""), Some("k-down"), "o1", "r", "acme").await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "IDEMPOTENCY_STORE_UNAVAILABLE");
+    assert_eq!(log.lock().unwrap().len(), 0, "never run without its key");
+
+    let ready = client().get(bff.url("/ui/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK, "a store is not critical");
+    let ready: Value = ready.json().await.unwrap();
+    assert_eq!(ready["status"], "degraded");
+    assert_eq!(ready["checks"]["idempotency_store"]["status"], "error");
+    let navigation = client()
+        .get(bff.url("/ui/navigation"))
+        .bearer_auth(token(&["order_clerk"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(navigation.status(), StatusCode::OK);
+}
