@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help build run test manifests e2e crds render lint fmt bench bench-bff clean
+.PHONY: help build run test manifests e2e crds render lint fmt bench bench-bff bench-backend clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -57,6 +57,9 @@ bench: ## Validation and reconcile benchmarks (release build; see BENCHMARKS.md)
 
 bench-bff: ## Load test of the BFF against a bare axum handler, 127.0.0.1 only (see BENCHMARKS.md)
 	bash scripts/bench-bff.sh
+
+bench-backend: ## What the BFF adds to backend calls, against direct calls, 127.0.0.1 only (see BENCHMARKS.md)
+	bash scripts/bench-backend.sh
 
 clean: ## Remove build output
 	$(CARGO) clean
