@@ -5,7 +5,7 @@ CARGO ?= cargo
 .PHONY: help build run test manifests e2e crds render lint fmt bench bench-bff bench-backend clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 build: ## Build both programs (debug)
 	$(CARGO) build --workspace --locked
