@@ -32,7 +32,10 @@ async fn main() {
         .unwrap_or(9001);
     let body = page();
     let app = Router::new()
-        .route("/orders", get(move || async move { axum::Json(body.clone()) }))
+        .route(
+            "/orders",
+            get(move || async move { axum::Json(body.clone()) }),
+        )
         .route(
             "/orders/{id}/confirm",
             post(|Path(id): Path<String>| async move {

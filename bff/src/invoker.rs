@@ -6,9 +6,9 @@
 //! Each service has a circuit breaker, and failed calls of idempotent
 //! methods (all methods with `retry.idempotent_only: false`) are sent again
 //! with exponential backoff, never past the handler timeout (see
-//! `resilience`). This release forwards the caller's token
-//! (`auth.strategy: forward_token`); `service_token` is refused at start-up
-//! until the client-credentials flow exists.
+//! `resilience`). A service is called with the caller's token
+//! (`auth.strategy: forward_token`) or with the BFF's own from an OAuth2
+//! client-credentials grant (`service_token`, see `service_token`).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -26,6 +26,7 @@ use thesa_core::openapi::{Operation, OperationIndex};
 use crate::metrics::{Metrics, ServiceLabel};
 use crate::outbound::error_chain;
 use crate::resilience::{Breaker, BreakerState, backoff, is_idempotent};
+use crate::service_token::ServiceToken;
 
 /// Why a backend call gave no usable answer.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +75,14 @@ pub enum InvokeError {
         /// The service.
         service: String,
     },
+    /// No service token could be had for a `service_token` service.
+    #[error("{service}: {message}")]
+    ServiceToken {
+        /// The service.
+        service: String,
+        /// Why.
+        message: String,
+    },
     /// The backend's answer is not JSON.
     #[error("{service} answered something that is not JSON")]
     NotJson {
@@ -112,6 +121,8 @@ struct Service {
     retry: RetryConfig,
     breaker: Breaker,
     label: ServiceLabel,
+    /// The BFF's own token (`service_token`); `None` forwards the caller's.
+    token: Option<ServiceToken>,
 }
 
 /// Calls backend operations.
@@ -134,6 +145,12 @@ impl Invoker {
         let mut services = BTreeMap::new();
         for (id, service) in &config.services {
             check(id, service)?;
+            let token = match service.auth.strategy {
+                AuthStrategy::ServiceToken => {
+                    Some(ServiceToken::new(id, &service.auth, http.clone())?)
+                }
+                AuthStrategy::ForwardToken => None,
+            };
             let label = ServiceLabel {
                 service_id: id.clone(),
             };
@@ -149,6 +166,7 @@ impl Invoker {
                     retry: service.retry.clone(),
                     breaker: Breaker::new(&service.circuit_breaker),
                     label,
+                    token,
                 },
             );
         }
@@ -199,6 +217,7 @@ impl Invoker {
         let deadline = Instant::now() + self.budget;
         let may_retry = !service.retry.idempotent_only || is_idempotent(&operation.method);
         let mut attempt = 1;
+        let mut token_renewed = false;
         loop {
             let Some(permit) = service.breaker.try_acquire() else {
                 self.show_state(service);
@@ -220,6 +239,15 @@ impl Invoker {
             };
             service.breaker.record(permit, !failed);
             self.show_state(service);
+            // The service refused the BFF's own token: fetch a new one and
+            // try once more.
+            if let (Some(token), Err(InvokeError::Status { status: 401, .. }), false) =
+                (&service.token, &outcome, token_renewed)
+            {
+                token.forget().await;
+                token_renewed = true;
+                continue;
+            }
             let transient = match &outcome {
                 Err(InvokeError::Timeout { .. } | InvokeError::Unreachable { .. }) => true,
                 Err(InvokeError::Status { status, .. }) => matches!(status, 502..=504),
@@ -267,8 +295,19 @@ impl Invoker {
             .query(&params.query)
             .header("X-Correlation-Id", &context.correlation_id)
             .header(reqwest::header::ACCEPT, "application/json");
-        if let Some(authorization) = &context.authorization {
-            request = request.header(reqwest::header::AUTHORIZATION, authorization);
+        match &service.token {
+            Some(token) => {
+                let token = token.get().await.map_err(|e| InvokeError::ServiceToken {
+                    service: service_id.to_string(),
+                    message: e.to_string(),
+                })?;
+                request = request.bearer_auth(token);
+            }
+            None => {
+                if let Some(authorization) = &context.authorization {
+                    request = request.header(reqwest::header::AUTHORIZATION, authorization);
+                }
+            }
         }
         if let Some(partition) = &context.partition {
             request = request.header("X-Partition-Id", partition);
@@ -313,12 +352,6 @@ impl Invoker {
 
 /// Services this release can call.
 fn check(id: &str, service: &ServiceConfig) -> Result<(), String> {
-    if service.auth.strategy == AuthStrategy::ServiceToken {
-        return Err(format!(
-            "services.{id}.auth.strategy: service_token is not available in this build; \
-             use forward_token"
-        ));
-    }
     let url = reqwest::Url::parse(&service.base_url)
         .map_err(|e| format!("services.{id}.base_url {:?}: {e}", service.base_url))?;
     if !matches!(url.scheme(), "http" | "https") {

@@ -24,6 +24,7 @@ mod resilience;
 mod routes;
 mod search;
 mod server;
+mod service_token;
 mod settings;
 mod sources;
 mod state;

@@ -262,6 +262,11 @@ fn backend_error(err: InvokeError) -> ApiError {
             "BACKEND_UNAVAILABLE",
             "the backend could not be reached",
         ),
+        InvokeError::ServiceToken { .. } => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "BACKEND_AUTH_FAILED",
+            "the BFF could not get its token for the backend",
+        ),
         InvokeError::CircuitOpen { .. } => ApiError::unavailable(
             "BACKEND_CIRCUIT_OPEN",
             "the backend is failing and is given time to recover; retry later",

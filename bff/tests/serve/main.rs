@@ -8,6 +8,7 @@ mod harness;
 mod lookups;
 mod resilience;
 mod search;
+mod service_token;
 
 use std::time::{Duration, Instant};
 
