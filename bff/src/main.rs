@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod auth;
+mod badges;
 mod capabilities;
 mod commands;
 mod data;

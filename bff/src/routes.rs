@@ -12,6 +12,7 @@ use axum::routing::{MethodRouter, get, post};
 use axum::{Extension, Json, Router};
 use serde::Serialize;
 
+use crate::badges;
 use crate::commands::{self, CommandRequest};
 use crate::data;
 use crate::error::ApiError;
@@ -128,7 +129,8 @@ async fn capabilities(Extension(caller): Extension<Caller>) -> Response {
     .into_response()
 }
 
-/// `GET /ui/navigation`: the menu the caller may see.
+/// `GET /ui/navigation`: the menu the caller may see, with its badges'
+/// values (see `badges`).
 async fn navigation(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -142,9 +144,16 @@ async fn navigation(
             .get_or_render(registry.checksum(), View::Navigation, "", caps, || {
                 Some(metadata::navigation(&registry, caps))
             });
-    match rendered {
-        Some(rendered) => respond(&headers, &rendered),
-        None => ApiError::internal().into_response(),
+    let Some(rendered) = rendered else {
+        return ApiError::internal().into_response();
+    };
+    let context = call_context(&caller, &headers);
+    match badges::fill(&state, &registry, &caller, &context, &rendered.body).await {
+        Some(filled) => {
+            let body = serde_json::to_vec(&filled).unwrap_or_default();
+            respond(&headers, &rendered.with_body(body))
+        }
+        None => respond(&headers, &rendered),
     }
 }
 

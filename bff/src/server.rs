@@ -219,6 +219,7 @@ async fn start(
         capabilities,
         invoker,
         lookups,
+        badges: Default::default(),
         idempotency,
         metrics,
         views: ViewCache::default(),

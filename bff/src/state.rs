@@ -7,6 +7,7 @@ use thesa_core::config::Config;
 use thesa_core::openapi::OperationIndex;
 
 use crate::auth::Authenticator;
+use crate::badges::BadgeCache;
 use crate::capabilities::Capabilities;
 use crate::idempotency::Store;
 use crate::invoker::Invoker;
@@ -48,6 +49,8 @@ pub struct AppState {
     pub invoker: Invoker,
     /// Cached lookup options.
     pub lookups: LookupCache,
+    /// Recent badge values.
+    pub badges: BadgeCache,
     /// Idempotency keys of commands (`None` when `idempotency.enabled` is
     /// off: commands then run without keys).
     pub idempotency: Option<Store>,

@@ -105,6 +105,25 @@ impl ViewCache {
     }
 }
 
+impl Rendered {
+    /// The view with a new body (filled with per-caller values such as
+    /// badges), tagged over both the view's tag and the new body.
+    pub fn with_body(&self, body: Vec<u8>) -> Rendered {
+        let mut hash = Sha256::new();
+        hash.update(self.etag.as_bytes());
+        hash.update(&body);
+        Rendered {
+            body: Bytes::from(body),
+            etag: weak_tag(&hash.finalize()),
+        }
+    }
+}
+
+fn weak_tag(digest: &[u8]) -> HeaderValue {
+    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    HeaderValue::from_str(&format!("W/\"{hex}\"")).unwrap_or(HeaderValue::from_static("W/\"\""))
+}
+
 /// A weak ETag over the definition set's checksum and the caller's
 /// capabilities: the view changes when either does. The set's checksum,
 /// not the one definition's, because views follow references into other
@@ -113,7 +132,5 @@ fn etag(set: Checksum, capabilities: &CapabilitySet) -> HeaderValue {
     let mut hash = Sha256::new();
     hash.update(set.to_string().as_bytes());
     hash.update(capabilities.fingerprint());
-    let digest = hash.finalize();
-    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
-    HeaderValue::from_str(&format!("W/\"{hex}\"")).unwrap_or(HeaderValue::from_static("W/\"\""))
+    weak_tag(&hash.finalize())
 }

@@ -319,3 +319,59 @@ async fn fetch(bff: &Bff, path: &str, token: &str) -> (StatusCode, Value) {
     let status = response.status();
     (status, response.json().await.unwrap_or(Value::Null))
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn navigation_badges_are_filled_cached_and_never_fail_the_menu() {
+    let (jwks, _stop) = jwks().await;
+    let calls: Seen = Seen::default();
+    let calls_in = calls.clone();
+    let orders = axum::Router::new().route(
+        "/orders/counts",
+        get(move |headers: HeaderMap| {
+            let seen = calls_in.clone();
+            async move {
+                record(&seen, "/orders/counts", None, &headers);
+                axum::Json(json!({"pending": 4, "returns_open": 2, "processing": 1}))
+            }
+        }),
+    );
+    let (orders, _s) = harness::serve(orders).await;
+    // inventory-svc is down: its badge comes without a value.
+    let bff = Bff::start(
+        &config(
+            &jwks,
+            &services(&orders, "http://127.0.0.1:9", "http://127.0.0.1:9"),
+        ),
+        &[],
+    );
+    let (status, body) = fetch(&bff, "/ui/navigation", &token(&["admin"])).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let orders_menu = &body["items"][0];
+    assert_eq!(orders_menu["domain"], "orders");
+    let badges: Vec<&Value> = orders_menu["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| &c["badge"])
+        .collect();
+    assert_eq!(badges[0]["value"], 4, "{body}");
+    assert_eq!(badges[1]["value"], 2, "{body}");
+    let inventory = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["domain"] == "inventory")
+        .unwrap();
+    let low_stock = inventory["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c.get("badge").is_some())
+        .unwrap();
+    assert!(low_stock["badge"].get("value").is_none(), "{low_stock}");
+    assert_eq!(low_stock["badge"]["style"], "danger");
+
+    // One call for both orders badges; the second menu comes from the cache.
+    fetch(&bff, "/ui/navigation", &token(&["admin"])).await;
+    assert_eq!(calls.lock().unwrap().len(), 1);
+}
