@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::http::HeaderValue;
 use futures::future::join_all;
 use moka::sync::Cache;
 use serde_json::Value;
@@ -17,6 +18,7 @@ use crate::invoker::{CallContext, Invoker, Params};
 use crate::middleware::Caller;
 use crate::registry::Registry;
 use crate::state::AppState;
+use crate::views::Rendered;
 
 /// How long a badge value is kept.
 const BADGE_TTL: Duration = Duration::from_secs(30);
@@ -34,19 +36,63 @@ struct Key {
     service_id: Option<String>,
 }
 
-/// Badge values of recent callers.
+/// A caller's menu: who, and which rendered view it was filled from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct MenuKey {
+    tenant: String,
+    subject: String,
+    partition: Option<String>,
+    view: HeaderValue,
+}
+
+/// Badge answers and filled menus of recent callers.
 #[derive(Debug)]
-pub struct BadgeCache(Cache<Key, Arc<Value>>);
+pub struct BadgeCache {
+    answers: Cache<Key, Arc<Value>>,
+    menus: Cache<MenuKey, Arc<Rendered>>,
+}
 
 impl Default for BadgeCache {
     fn default() -> Self {
-        Self(
-            Cache::builder()
+        Self {
+            answers: Cache::builder()
                 .max_capacity(MAX_VALUES)
                 .time_to_live(BADGE_TTL)
                 .build(),
-        )
+            menus: Cache::builder()
+                .max_capacity(MAX_VALUES)
+                .time_to_live(BADGE_TTL)
+                .build(),
+        }
     }
+}
+
+/// The caller's menu: the rendered navigation with its badges' values,
+/// kept as long as the values are (so most requests cost one look-up).
+pub async fn menu(
+    state: &AppState,
+    registry: &Registry,
+    caller: &Caller,
+    context: &CallContext,
+    rendered: Arc<Rendered>,
+) -> Arc<Rendered> {
+    let key = MenuKey {
+        tenant: caller.principal.tenant.clone(),
+        subject: caller.principal.subject.clone(),
+        partition: caller.partition.clone(),
+        view: rendered.etag.clone(),
+    };
+    if let Some(menu) = state.badges.menus.get(&key) {
+        return menu;
+    }
+    let menu = match fill(state, registry, caller, context, &rendered.body).await {
+        Some(filled) => {
+            Arc::new(rendered.with_body(serde_json::to_vec(&filled).unwrap_or_default()))
+        }
+        None => rendered,
+    };
+    state.badges.menus.insert(key, menu.clone());
+    menu
 }
 
 /// The model's badge of each menu item in the view, by domain and route.
@@ -80,7 +126,7 @@ async fn answer(
         operation_id: badge.operation_id.clone(),
         service_id: badge.service_id.clone(),
     };
-    if let Some(answer) = state.badges.0.get(&key) {
+    if let Some(answer) = state.badges.answers.get(&key) {
         return Some(answer);
     }
     let (service, operation) = Invoker::resolve(
@@ -93,21 +139,23 @@ async fn answer(
     let call = state
         .invoker
         .call(service, operation, &params, None, context);
+    // A failure is kept too (as no answer), so that a failing service
+    // costs one attempt per caller and TTL, not one per menu.
     let answer = match tokio::time::timeout(BADGE_TIMEOUT, call).await {
         Ok(Ok(answer)) => Arc::new(answer),
         Ok(Err(err)) => {
             tracing::debug!(operation = badge.operation_id, error = %err, "badge value unavailable");
-            return None;
+            Arc::new(Value::Null)
         }
-        Err(_) => return None,
+        Err(_) => Arc::new(Value::Null),
     };
-    state.badges.0.insert(key, answer.clone());
+    state.badges.answers.insert(key, answer.clone());
     Some(answer)
 }
 
 /// The navigation view with its badges' values (`badge.value`), or `None`
 /// when no item of it has a badge.
-pub async fn fill(
+async fn fill(
     state: &AppState,
     registry: &Registry,
     caller: &Caller,

@@ -148,13 +148,8 @@ async fn navigation(
         return ApiError::internal().into_response();
     };
     let context = call_context(&caller, &headers);
-    match badges::fill(&state, &registry, &caller, &context, &rendered.body).await {
-        Some(filled) => {
-            let body = serde_json::to_vec(&filled).unwrap_or_default();
-            respond(&headers, &rendered.with_body(body))
-        }
-        None => respond(&headers, &rendered),
-    }
+    let menu = badges::menu(&state, &registry, &caller, &context, rendered).await;
+    respond(&headers, &menu)
 }
 
 /// `GET /ui/pages/{id}`: a page as the caller may see it; 404 when it does
