@@ -18,7 +18,7 @@ use crate::data;
 use crate::error::ApiError;
 use crate::health;
 use crate::idempotency::{self, Begin, Stored};
-use crate::invoker::{CallContext, InvokeError, Invoker};
+use crate::invoker::{CallContext, InvokeError, Invoker, Params};
 use crate::lookups;
 use crate::metadata;
 use crate::middleware::{self, Caller};
@@ -299,6 +299,28 @@ fn data_operation<'a>(
     Invoker::resolve(&state.index, operation_id, service_id).map_err(backend_error)
 }
 
+/// Calls a reading operation (no body) for the caller.
+async fn read(
+    state: &AppState,
+    service: &str,
+    operation: &thesa_core::openapi::Operation,
+    params: &Params,
+    caller: &Caller,
+    headers: &HeaderMap,
+) -> Result<serde_json::Value, ApiError> {
+    state
+        .invoker
+        .call(
+            service,
+            operation,
+            params,
+            None,
+            &call_context(caller, headers),
+        )
+        .await
+        .map_err(backend_error)
+}
+
 /// The operation of a data source.
 fn source_operation<'a>(
     state: &'a AppState,
@@ -393,17 +415,7 @@ async fn lookup(
     if let (Some(field), Some(q)) = (&lookup.search_field, q) {
         params.query.push((field.clone(), q.to_string()));
     }
-    let response = state
-        .invoker
-        .call(
-            service,
-            operation,
-            &params,
-            None,
-            &call_context(&caller, &headers),
-        )
-        .await
-        .map_err(backend_error)?;
+    let response = read(&state, service, operation, &params, &caller, &headers).await?;
     let list = Arc::new(lookups::options(lookup, &response));
     state.lookups.insert(lookup, &scope, list.clone());
     Ok(Json(serde_json::json!({ "options": *list })).into_response())
@@ -433,17 +445,7 @@ async fn page_data(
         .map(|s| s.pagination.clone())
         .unwrap_or_default();
     let (params, paging) = data::table_params(table, operation, &pagination, &query)?;
-    let response = state
-        .invoker
-        .call(
-            service,
-            operation,
-            &params,
-            None,
-            &call_context(&caller, &headers),
-        )
-        .await
-        .map_err(backend_error)?;
+    let response = read(&state, service, operation, &params, &caller, &headers).await?;
     Ok(Json(data::table_answer(
         table,
         &response,
@@ -472,17 +474,7 @@ async fn form_data(
         .ok_or_else(|| ApiError::not_found("form data", &id))?;
     let (service, operation) = source_operation(&state, source)?;
     let params = data::path_params(operation, &query)?;
-    let response = state
-        .invoker
-        .call(
-            service,
-            operation,
-            &params,
-            None,
-            &call_context(&caller, &headers),
-        )
-        .await
-        .map_err(backend_error)?;
+    let response = read(&state, service, operation, &params, &caller, &headers).await?;
     let empty = std::collections::BTreeMap::new();
     let field_map = source.mapping.as_ref().map_or(&empty, |m| &m.field_map);
     let record = data::project(

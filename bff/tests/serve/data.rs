@@ -310,14 +310,7 @@ async fn page_and_cursor_pagination_use_the_services_parameter_names() {
 }
 
 async fn fetch(bff: &Bff, path: &str, token: &str) -> (StatusCode, Value) {
-    let response = client()
-        .get(bff.url(path))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
+    harness::get_json(&bff.url(path), token).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

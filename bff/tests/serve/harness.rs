@@ -389,3 +389,25 @@ impl Drop for Redis {
         self.stop();
     }
 }
+
+/// GET with a bearer token: status and JSON body (`null` when not JSON).
+pub async fn get_json(url: &str, token: &str) -> (reqwest::StatusCode, Value) {
+    let response = client().get(url).bearer_auth(token).send().await.unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// The first line of `/metrics` that starts with `prefix`.
+pub async fn metric(bff: &Bff, prefix: &str) -> Option<String> {
+    let text = client()
+        .get(bff.url("/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .map(ToString::to_string)
+}

@@ -7,18 +7,11 @@ use axum::routing::get;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::{self, Bff, client, config, jwks};
+use crate::harness::{self, Bff, config, jwks};
 
 async fn fetch(bff: &Bff, path: &str, tenant: &str) -> (StatusCode, Value) {
     let token = harness::rs256(&harness::claims("alice", tenant, &["viewer"]));
-    let response = client()
-        .get(bff.url(path))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
+    harness::get_json(&bff.url(path), &token).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,15 +13,9 @@ mod service_token;
 use std::time::{Duration, Instant};
 
 use axum::routing::{get, post};
-use harness::{Bff, client, config, jwks, token};
+use harness::{Bff, client, config, get_json, jwks, metric, token};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-async fn get_json(url: &str, token: &str) -> (StatusCode, Value) {
-    let response = client().get(url).bearer_auth(token).send().await.unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
 
 fn labels(navigation: &Value) -> Vec<String> {
     navigation["items"]
@@ -525,20 +519,6 @@ async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("timed out waiting for: {what}");
-}
-
-async fn metric(bff: &Bff, line_start: &str) -> Option<String> {
-    let text = client()
-        .get(bff.url("/metrics"))
-        .send()
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    text.lines()
-        .find(|l| l.starts_with(line_start))
-        .map(ToString::to_string)
 }
 
 fn sample(domain: &str) -> String {

@@ -10,7 +10,7 @@ use axum::response::IntoResponse;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::{self, Bff, client, config, jwks, token};
+use crate::harness::{self, Bff, client, config, jwks, metric, token};
 
 /// orders-svc whose first `failures` requests answer 503; counts requests.
 async fn flaky(failures: usize) -> (String, Arc<AtomicUsize>) {
@@ -35,18 +35,6 @@ fn services(orders: &str, breaker: &str, retry: &str) -> String {
     format!(
         "services:\n  orders-svc:\n    base_url: \"{orders}\"\n    circuit_breaker: {breaker}\n    retry: {retry}\n"
     )
-}
-
-async fn metric(bff: &Bff, name: &str) -> Option<String> {
-    let text = client()
-        .get(bff.url("/metrics"))
-        .send()
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    text.lines().find(|l| l.starts_with(name)).map(String::from)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
