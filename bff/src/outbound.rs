@@ -1,5 +1,5 @@
-//! The HTTP client the BFF uses for its own calls (JWKS, OPA; backends in
-//! a later release): rustls on the `ring` provider, which the rest of the
+//! The HTTP client the BFF uses for its own calls (JWKS, OPA, service
+//! tokens, backends): rustls on the `ring` provider, which the rest of the
 //! workspace already builds, instead of reqwest's default aws-lc.
 
 use std::time::Duration;

@@ -267,8 +267,8 @@ async fn start(
     })
 }
 
-/// Store drivers that arrive in later releases are refused now rather
-/// than silently replaced by the embedded ones.
+/// The workflow store driver that a later release brings (postgres) is
+/// refused now rather than silently replaced by the embedded one.
 fn refuse_unavailable(config: &Config) -> Result<(), String> {
     if config.workflow.enabled && config.workflow.store.driver == WorkflowDriver::Postgres {
         return Err(
