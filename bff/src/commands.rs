@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use thesa_core::model::{BodyMapping, Command, Form};
 
-use crate::data::{get_in, get_path, set_path};
+use crate::data::{get_in, get_path, set_path, text};
 use crate::error::ApiError;
 use crate::invoker::Params;
 use crate::middleware::Caller;
@@ -74,10 +74,7 @@ impl Sources<'_> {
     /// An expression as parameter text (strings as they are, other values
     /// as JSON).
     fn text(&self, expression: &str) -> Option<String> {
-        self.eval(expression).map(|v| match v {
-            Value::String(s) => s,
-            other => other.to_string(),
-        })
+        self.eval(expression).as_ref().map(text)
     }
 }
 

@@ -208,6 +208,35 @@ pub fn set_path(target: &mut Map<String, Value>, path: &str, value: Value) {
     }
 }
 
+/// A template such as `/orders/{id}` with each `{name}` replaced by
+/// `value(name)`; the first error ends it. An unclosed `{` stays as it is.
+pub fn fill_template<E>(
+    template: &str,
+    mut value: impl FnMut(&str) -> Result<String, E>,
+) -> Result<String, E> {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else {
+            break;
+        };
+        out.push_str(&rest[..open]);
+        out.push_str(&value(&rest[open + 1..open + close])?);
+        rest = &rest[open + close + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// A value as parameter or route text: strings as they are, anything
+/// else as JSON.
+pub fn text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// The `{name}` placeholders of a route such as `/orders/{id}`.
 fn placeholders(route: &str) -> impl Iterator<Item = &str> {
     route

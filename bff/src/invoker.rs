@@ -23,6 +23,7 @@ use serde_json::Value;
 use thesa_core::config::{AuthStrategy, Config, RetryConfig, ServiceConfig};
 use thesa_core::openapi::{Operation, OperationIndex};
 
+use crate::data::fill_template;
 use crate::metrics::{Metrics, ServiceLabel};
 use crate::outbound::error_chain;
 use crate::resilience::{Breaker, BreakerState, backoff, is_idempotent};
@@ -363,25 +364,15 @@ fn check(id: &str, service: &ServiceConfig) -> Result<(), String> {
 /// The path template with its parameters filled in, each percent-encoded
 /// as one path segment (a value cannot add segments or a query).
 fn fill(template: &str, values: &BTreeMap<String, String>) -> Result<String, InvokeError> {
-    let mut path = String::with_capacity(template.len());
-    let mut rest = template;
-    while let Some(open) = rest.find('{') {
-        let Some(close) = rest[open..].find('}') else {
-            break;
-        };
-        let name = &rest[open + 1..open + close];
+    fill_template(template, |name| {
         let value = values
             .get(name)
             .ok_or_else(|| InvokeError::MissingPathParam(name.to_string()))?;
-        path.push_str(&rest[..open]);
-        path.extend(percent_encoding::utf8_percent_encode(
-            value,
-            percent_encoding::NON_ALPHANUMERIC,
-        ));
-        rest = &rest[open + close + 1..];
-    }
-    path.push_str(rest);
-    Ok(path)
+        Ok(
+            percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC)
+                .to_string(),
+        )
+    })
 }
 
 #[cfg(test)]

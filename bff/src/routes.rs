@@ -606,10 +606,7 @@ fn idempotency_key(
             .get("x-idempotency-key")
             .and_then(|v| v.to_str().ok())
             .map(String::from),
-        Some(expression) => sources.eval(expression).map(|v| match v {
-            serde_json::Value::String(s) => s,
-            other => other.to_string(),
-        }),
+        Some(expression) => sources.eval(expression).as_ref().map(data::text),
     };
     key.filter(|k| !k.is_empty() && k.len() <= 256)
         .ok_or_else(|| {

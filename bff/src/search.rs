@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 use thesa_core::model::Search;
 use thesa_core::openapi::{Operation, ParamLocation};
 
-use crate::data::get_path;
+use crate::data::{fill_template, get_path, text};
 use crate::invoker::{CallContext, Invoker, Params};
 use crate::state::AppState;
 
@@ -45,23 +45,12 @@ fn text_param(operation: &Operation) -> String {
 
 /// The route with `{field}` placeholders filled from the item.
 fn fill_route(route: &str, item: &Value) -> String {
-    let mut out = String::new();
-    let mut rest = route;
-    while let Some(open) = rest.find('{') {
-        let Some(close) = rest[open..].find('}') else {
-            break;
-        };
-        let field = &rest[open + 1..open + close];
-        out.push_str(&rest[..open]);
-        match get_path(item, field) {
-            Some(Value::String(s)) => out.push_str(s),
-            Some(other) => out.push_str(&other.to_string()),
-            None => out.push_str(&rest[open..=open + close]),
-        }
-        rest = &rest[open + close + 1..];
-    }
-    out.push_str(rest);
-    out
+    let filled = fill_template(route, |field| {
+        Ok::<_, std::convert::Infallible>(
+            get_path(item, field).map_or_else(|| format!("{{{field}}}"), text),
+        )
+    });
+    filled.unwrap_or_else(|never| match never {})
 }
 
 /// The results of one provider's answer, at most `cap`.
