@@ -62,17 +62,15 @@ async fn backend(log: Log) -> String {
 }
 
 async fn post(bff: &Bff, command: &str, body: Value, roles: &[&str]) -> (StatusCode, Value) {
-    let response = client()
-        .post(bff.url(&format!("/ui/commands/{command}")))
-        .bearer_auth(token(roles))
-        // A fresh key each time (orders.cancel requires one).
-        .header("X-Idempotency-Key", uuid::Uuid::new_v4().to_string())
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
+    harness::answer(
+        client()
+            .post(bff.url(&format!("/ui/commands/{command}")))
+            .bearer_auth(token(roles))
+            // A fresh key each time (orders.cancel requires one).
+            .header("X-Idempotency-Key", uuid::Uuid::new_v4().to_string())
+            .json(&body),
+    )
+    .await
 }
 
 async fn start(log: &Log) -> (Bff, tokio::sync::oneshot::Sender<()>) {

@@ -390,11 +390,16 @@ impl Drop for Redis {
     }
 }
 
-/// GET with a bearer token: status and JSON body (`null` when not JSON).
-pub async fn get_json(url: &str, token: &str) -> (reqwest::StatusCode, Value) {
-    let response = client().get(url).bearer_auth(token).send().await.unwrap();
+/// Sends `request`: status and JSON body (`null` when not JSON).
+pub async fn answer(request: reqwest::RequestBuilder) -> (reqwest::StatusCode, Value) {
+    let response = request.send().await.unwrap();
     let status = response.status();
     (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// GET with a bearer token: status and JSON body (`null` when not JSON).
+pub async fn get_json(url: &str, token: &str) -> (reqwest::StatusCode, Value) {
+    answer(client().get(url).bearer_auth(token)).await
 }
 
 /// The first line of `/metrics` that starts with `prefix`.

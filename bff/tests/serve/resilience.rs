@@ -72,15 +72,13 @@ async fn idempotent_calls_are_retried_with_backoff_and_others_are_not() {
 }
 
 async fn command(bff: &Bff) -> (StatusCode, Value) {
-    let response = client()
-        .post(bff.url("/ui/commands/orders.confirm"))
-        .bearer_auth(token(&["order_clerk"]))
-        .json(&json!({"input": {"id": "o1"}}))
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
+    harness::answer(
+        client()
+            .post(bff.url("/ui/commands/orders.confirm"))
+            .bearer_auth(token(&["order_clerk"]))
+            .json(&json!({"input": {"id": "o1"}})),
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

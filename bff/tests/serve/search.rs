@@ -8,7 +8,7 @@ use axum::routing::get;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::{self, Bff, client, config, jwks, token};
+use crate::harness::{self, Bff, config, jwks, token};
 
 type Seen = Arc<Mutex<Vec<String>>>;
 
@@ -33,14 +33,7 @@ async fn provider(path: &'static str, body: Value, delay: Duration, seen: Seen) 
 }
 
 async fn search(bff: &Bff, query: &str, roles: &[&str]) -> (StatusCode, Value) {
-    let response = client()
-        .get(bff.url(&format!("/ui/search?{query}")))
-        .bearer_auth(token(roles))
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
+    harness::get_json(&bff.url(&format!("/ui/search?{query}")), &token(roles)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
