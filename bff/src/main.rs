@@ -11,6 +11,7 @@ mod commands;
 mod data;
 mod dev_token;
 mod error;
+mod handlers;
 mod health;
 mod idempotency;
 mod invoker;

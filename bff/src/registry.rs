@@ -2,7 +2,7 @@
 //! (start-up step 4), with lookups by page and form ID. A registry is never
 //! modified; hot reload builds a new one and swaps it in whole.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use thesa_core::checksum::{self, Checksum};
@@ -56,12 +56,12 @@ pub enum LoadError {
 
 impl Registry {
     /// Reads every definition under `directories`, validates the whole set
-    /// against `index`, and builds the registry when nothing has errors.
-    /// Warnings come back with the registry.
+    /// against `index` (handler names against the built-in ones), and
+    /// builds the registry when nothing has errors. Warnings come back with
+    /// the registry.
     pub fn load(
         directories: &[PathBuf],
         index: &OperationIndex,
-        handlers: &BTreeSet<String>,
     ) -> Result<(Self, Vec<Finding>), LoadError> {
         let texts = files::document_texts("definitions directory", directories)?;
         let mut findings = Vec::new();
@@ -69,7 +69,8 @@ impl Registry {
             .iter()
             .map(|(source, text)| LoadedDefinition::from_text(source.as_str(), text, &mut findings))
             .collect();
-        findings.extend(validate::validate(&loaded, index, handlers));
+        let handlers = validate::known_handlers(None);
+        findings.extend(validate::validate(&loaded, index, &handlers));
         findings.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
         let (errors, _) = finding::count(&findings);
         if errors > 0 {

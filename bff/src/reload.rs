@@ -12,7 +12,6 @@
 //! rename is watched through the inode it pointed to at start-up, so later
 //! swaps of it are not seen: configure the mount point.
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -90,7 +89,7 @@ pub fn spawn(
 /// Loads and validates the set under `directories` and swaps it in when it
 /// is valid and differs from the one served.
 pub fn reload(state: &AppState, directories: &[PathBuf]) {
-    match Registry::load(directories, &state.index, &BTreeSet::new()) {
+    match Registry::load(directories, &state.index) {
         Ok((registry, warnings)) => {
             let served = state.registry.load();
             if registry.checksum() == served.checksum() {
@@ -102,6 +101,7 @@ pub fn reload(state: &AppState, directories: &[PathBuf]) {
             for warning in &warnings {
                 tracing::warn!(finding = %warning, "definition warning");
             }
+            state.handlers.warn_missing(&registry);
             let count = registry.definitions().len();
             let checksum = registry.checksum();
             state.registry.store(Arc::new(registry));

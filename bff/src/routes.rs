@@ -293,7 +293,8 @@ fn data_operation<'a>(
         ApiError::new(
             StatusCode::NOT_IMPLEMENTED,
             "HANDLER_NOT_AVAILABLE",
-            "this element uses an SDK handler, which this build does not have",
+            "this element reads through an SDK handler; handlers run commands and \
+             workflow steps, reads need an OpenAPI operation",
         )
     })?;
     Invoker::resolve(&state.index, operation_id, service_id).map_err(backend_error)
@@ -625,6 +626,22 @@ async fn execute(
     sources: &commands::Sources<'_>,
     headers: &HeaderMap,
 ) -> Result<serde_json::Value, ApiError> {
+    if let Some(handler) = &command.operation.handler {
+        let body = commands::body(command, sources).unwrap_or_default();
+        let context = call_context(sources.caller, headers);
+        let response = state
+            .handlers
+            .call(handler, &body, &context)
+            .await
+            .ok_or_else(|| {
+                ApiError::unavailable(
+                    "HANDLER_NOT_AVAILABLE",
+                    format!("the SDK handler {handler:?} is not registered on this BFF"),
+                )
+            })?
+            .map_err(|err| command_error(command, err))?;
+        return Ok(commands::answer(command, response));
+    }
     let (service, operation) = bound_operation(state, &command.operation)?;
     let params = commands::params(command, sources)?;
     let body = operation
@@ -642,14 +659,20 @@ async fn execute(
             &call_context(sources.caller, headers),
         )
         .await
-        .map_err(|err| match &err {
-            InvokeError::Status { status, body, .. } => {
-                commands::mapped_error(command, *status, body.as_ref())
-                    .unwrap_or_else(|| backend_error(err))
-            }
-            _ => backend_error(err),
-        })?;
+        .map_err(|err| command_error(command, err))?;
     Ok(commands::answer(command, response))
+}
+
+/// A failed call of a command: through its `error_map` when the backend
+/// named a code it maps, else as any backend failure.
+fn command_error(command: &thesa_core::model::Command, err: InvokeError) -> ApiError {
+    match &err {
+        InvokeError::Status { status, body, .. } => {
+            commands::mapped_error(command, *status, body.as_ref())
+                .unwrap_or_else(|| backend_error(err))
+        }
+        _ => backend_error(err),
+    }
 }
 
 /// Whether `If-None-Match` lists `tag` (weak comparison) or `*`.

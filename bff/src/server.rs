@@ -4,7 +4,6 @@
 //! graceful shutdown (stop accepting, drain up to
 //! `server.shutdown_timeout`, stop background tasks, exit 0).
 
-use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -24,6 +23,7 @@ use tokio::sync::watch;
 
 use crate::auth::Authenticator;
 use crate::capabilities::Capabilities;
+use crate::handlers::Handlers;
 use crate::invoker::Invoker;
 use crate::lookups::LookupCache;
 use crate::metrics::Metrics;
@@ -157,13 +157,12 @@ async fn start(
         .iter()
         .map(PathBuf::from)
         .collect();
-    let (registry, warnings) =
-        Registry::load(&directories, &index, &BTreeSet::new()).map_err(|err| match &err {
-            LoadError::Invalid { findings, .. } => {
-                failed("definitions")(format!("{err}; all errors: {}", first_errors(findings)))
-            }
-            LoadError::Source(_) => failed("definitions")(err.to_string()),
-        })?;
+    let (registry, warnings) = Registry::load(&directories, &index).map_err(|err| match &err {
+        LoadError::Invalid { findings, .. } => {
+            failed("definitions")(format!("{err}; all errors: {}", first_errors(findings)))
+        }
+        LoadError::Source(_) => failed("definitions")(err.to_string()),
+    })?;
     for warning in &warnings {
         tracing::warn!(finding = %warning, "definition warning");
     }
@@ -194,9 +193,16 @@ async fn start(
         .await
         .map_err(|e| failed("capability system")(e.to_string()))?;
 
-    // 6. and 8. The embedded workflow store needs no set-up, and this build
-    // registers no SDK handlers (definitions naming one did not validate in
-    // step 4).
+    // 6. The embedded workflow store needs no set-up.
+
+    // 8. SDK handlers: those whose settings are present are registered; a
+    // definition naming one that is not gets a warning, not a failure.
+    let handlers = Handlers::new(&config.handlers, http.clone(), |name| {
+        std::env::var(name).ok()
+    });
+    let handler_names: Vec<&str> = handlers.names().collect();
+    tracing::info!(handlers = ?handler_names, "SDK handlers registered");
+    handlers.warn_missing(&registry);
 
     // 9.-10. Service layer and router.
     let invoker = Invoker::new(&config, http, &metrics).map_err(failed("backend services"))?;
@@ -218,6 +224,7 @@ async fn start(
         auth,
         capabilities,
         invoker,
+        handlers,
         lookups,
         badges: Default::default(),
         idempotency,

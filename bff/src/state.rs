@@ -9,6 +9,7 @@ use thesa_core::openapi::OperationIndex;
 use crate::auth::Authenticator;
 use crate::badges::BadgeCache;
 use crate::capabilities::Capabilities;
+use crate::handlers::Handlers;
 use crate::idempotency::Store;
 use crate::invoker::Invoker;
 use crate::lookups::LookupCache;
@@ -47,6 +48,8 @@ pub struct AppState {
     pub capabilities: Capabilities,
     /// Backend calls.
     pub invoker: Invoker,
+    /// Registered SDK handlers.
+    pub handlers: Handlers,
     /// Cached lookup options.
     pub lookups: LookupCache,
     /// Recent badge values.

@@ -1,7 +1,6 @@
 //! `thesa-bff validate`: checks definitions against OpenAPI specs, as domain
 //! teams do in CI and as the BFF does at start-up.
 
-use std::collections::BTreeSet;
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,8 +43,9 @@ pub struct ValidateArgs {
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 
-    /// Treat NAME as a registered SDK handler (for BFF builds that compile
-    /// handlers in; this build registers none). Repeatable.
+    /// Treat NAME as a registered SDK handler too, for BFF builds with
+    /// handlers of their own (the built-in `notify.webhook` is always
+    /// known). Repeatable.
     #[arg(long = "handler", value_name = "NAME")]
     pub handlers: Vec<String>,
 }
@@ -169,7 +169,7 @@ pub fn check(
         .iter()
         .map(|(source, text)| LoadedDefinition::from_text(source.as_str(), text, findings))
         .collect();
-    let handlers: BTreeSet<String> = args.handlers.iter().cloned().collect();
+    let handlers = validate::known_handlers(args.handlers.iter().cloned());
     findings.extend(validate::validate(&definitions, &index, &handlers));
     findings.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
 

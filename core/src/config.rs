@@ -39,6 +39,8 @@ pub struct Config {
     pub search: SearchConfig,
     /// Lookups.
     pub lookup: LookupConfig,
+    /// SDK handlers built into the BFF (`type: sdk` operations).
+    pub handlers: HandlersConfig,
     /// Logs, traces and metrics.
     pub observability: ObservabilityConfig,
 }
@@ -612,6 +614,37 @@ impl Default for LookupConfig {
                 ttl: Duration::from_secs(300),
                 max_entries: 1000,
             },
+        }
+    }
+}
+
+/// The SDK handlers built into the BFF. A handler whose settings are
+/// missing (its URL variable unset) is not registered: the BFF warns at
+/// start-up and calls naming it answer 503.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct HandlersConfig {
+    /// `notify.webhook`: posts a JSON message to a webhook (Slack, Teams,
+    /// Mattermost or any HTTP receiver).
+    pub notify_webhook: NotifyWebhookConfig,
+}
+
+/// The `notify.webhook` handler.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct NotifyWebhookConfig {
+    /// Environment variable holding the webhook URL (a secret: webhook URLs
+    /// carry their token).
+    pub url_env: String,
+    /// Most time for the webhook to answer.
+    pub timeout: Duration,
+}
+
+impl Default for NotifyWebhookConfig {
+    fn default() -> Self {
+        Self {
+            url_env: "THESA_NOTIFY_WEBHOOK_URL".into(),
+            timeout: Duration::from_secs(5),
         }
     }
 }

@@ -194,6 +194,20 @@ impl Catalog<'_> {
     }
 }
 
+/// SDK handlers every `thesa-bff` build registers (the BFF's `handlers`
+/// module). `handler` names are checked against these and any others a
+/// caller adds (builds with their own handlers).
+pub const BUILTIN_HANDLERS: &[&str] = &["notify.webhook"];
+
+/// The built-in handler names plus `extra`.
+pub fn known_handlers(extra: impl IntoIterator<Item = String>) -> BTreeSet<String> {
+    BUILTIN_HANDLERS
+        .iter()
+        .map(|name| name.to_string())
+        .chain(extra)
+        .collect()
+}
+
 /// Runs the set-level rules over the loaded definitions: operations exist
 /// (rule 2), references resolve (3), IDs and routes are unique (4), path
 /// parameters are mapped (5), capabilities are well formed (6), workflows

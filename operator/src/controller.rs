@@ -48,8 +48,8 @@ pub struct RunArgs {
     /// Watch only this namespace (default: all namespaces).
     #[arg(long, env = "THESA_OPERATOR_NAMESPACE", value_name = "NAMESPACE")]
     pub namespace: Option<String>,
-    /// Names of SDK handlers the BFF image registers (for `type: sdk`
-    /// operations), comma-separated.
+    /// Names of SDK handlers the BFF image registers besides the built-in
+    /// `notify.webhook` (for `type: sdk` operations), comma-separated.
     #[arg(long = "handler", value_delimiter = ',', value_name = "NAME")]
     pub handlers: Vec<String>,
     /// Log filter (`info`, `thesa_operator=debug,kube=info`, …).
@@ -162,7 +162,7 @@ async fn run(args: RunArgs) -> Result<(), kube::Error> {
     let context = Arc::new(Context::new(
         client.clone(),
         definitions,
-        args.handlers.iter().cloned().collect(),
+        thesa_core::validate::known_handlers(args.handlers.iter().cloned()),
     ));
 
     let controller = Controller::new(

@@ -72,6 +72,8 @@ pub struct Bff {
     child: Option<Child>,
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Log lines written before it was ready.
+    pub startup: Vec<String>,
     logs: mpsc::Receiver<String>,
     _dir: tempfile::TempDir,
 }
@@ -137,6 +139,7 @@ impl Bff {
                         return Ok(Bff {
                             child: Some(child),
                             addr: SocketAddr::from(([127, 0, 0, 1], port)),
+                            startup: lines,
                             logs,
                             _dir: dir,
                         });

@@ -4,6 +4,7 @@
 
 mod commands;
 mod data;
+mod handlers;
 mod harness;
 mod lookups;
 mod resilience;

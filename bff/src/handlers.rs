@@ -1,0 +1,243 @@
+//! SDK handlers: operations of `type: sdk`, run by code in the BFF instead
+//! of an HTTP call a spec describes. Handlers are registered by name at
+//! start-up (step 8); the names every build knows are
+//! `thesa_core::validate::BUILTIN_HANDLERS`, so the validator, the operator
+//! and the BFF agree on them. A known handler whose settings are missing is
+//! not registered: the BFF logs a warning naming each element that uses it
+//! and those calls answer 503 `HANDLER_NOT_AVAILABLE`.
+//!
+//! Handlers run commands and workflow steps (they receive the request body
+//! the element's input mapping builds); tables, lookups and searches read
+//! through OpenAPI operations.
+//!
+//! Built in:
+//! - `notify.webhook` posts the body as JSON to the webhook URL in the
+//!   variable `handlers.notify_webhook.url_env` names (Slack, Teams and
+//!   Mattermost incoming webhooks take `{"text": "..."}`), with the
+//!   request's `X-Correlation-ID`; any 2xx is delivered.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use thesa_core::config::{HandlersConfig, NotifyWebhookConfig};
+
+use crate::invoker::{CallContext, InvokeError};
+use crate::outbound::error_chain;
+use crate::registry::Registry;
+
+/// The handler registry: every registered handler by name.
+#[derive(Debug, Default)]
+pub struct Handlers {
+    registered: BTreeMap<&'static str, Handler>,
+}
+
+/// A registered handler.
+#[derive(Debug)]
+enum Handler {
+    NotifyWebhook(NotifyWebhook),
+}
+
+/// `notify.webhook`.
+#[derive(Debug)]
+struct NotifyWebhook {
+    http: reqwest::Client,
+    url: String,
+    timeout: Duration,
+}
+
+const NOTIFY_WEBHOOK: &str = "notify.webhook";
+
+impl Handlers {
+    /// Registers each built-in handler whose settings are present; `env`
+    /// reads an environment variable.
+    pub fn new(
+        config: &HandlersConfig,
+        http: reqwest::Client,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Self {
+        let mut registered = BTreeMap::new();
+        let NotifyWebhookConfig { url_env, timeout } = &config.notify_webhook;
+        if let Some(url) = env(url_env).filter(|u| !u.trim().is_empty()) {
+            let handler = NotifyWebhook {
+                http,
+                url: url.trim().to_string(),
+                timeout: timeout.get(),
+            };
+            registered.insert(NOTIFY_WEBHOOK, Handler::NotifyWebhook(handler));
+        }
+        Self { registered }
+    }
+
+    /// Names of the registered handlers.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.registered.keys().copied()
+    }
+
+    /// Logs a warning for every element of `registry` that names a handler
+    /// that is not registered (the seed's non-fatal start-up check); returns
+    /// how many there are.
+    pub fn warn_missing(&self, registry: &Registry) -> usize {
+        let missing: Vec<(String, String)> = uses(registry)
+            .filter(|(name, _)| !self.registered.contains_key(name.as_str()))
+            .collect();
+        for (handler, element) in &missing {
+            tracing::warn!(
+                handler,
+                element,
+                hint = hint(handler),
+                "SDK handler is not registered; calls to it answer 503"
+            );
+        }
+        missing.len()
+    }
+
+    /// Runs `name` with `input`. `None` when no handler of that name is
+    /// registered.
+    pub async fn call(
+        &self,
+        name: &str,
+        input: &Value,
+        context: &CallContext,
+    ) -> Option<Result<Value, InvokeError>> {
+        Some(match self.registered.get(name)? {
+            Handler::NotifyWebhook(webhook) => webhook.send(input, context).await,
+        })
+    }
+}
+
+/// What to do so that a handler gets registered.
+fn hint(handler: &str) -> String {
+    match handler {
+        NOTIFY_WEBHOOK => format!(
+            "set the variable handlers.notify_webhook.url_env names (default {})",
+            NotifyWebhookConfig::default().url_env
+        ),
+        _ => "this build has no such handler".into(),
+    }
+}
+
+/// Every handler name the served definitions use, with the element using
+/// it (`domain orders: commands[notify-team]`).
+fn uses(registry: &Registry) -> impl Iterator<Item = (String, String)> + '_ {
+    registry.definitions().iter().flat_map(|served| {
+        let d = &served.definition;
+        let at = move |kind: &str, id: &str| format!("domain {}: {kind}[{id}]", d.domain);
+        let commands = d
+            .commands
+            .iter()
+            .filter_map(move |c| Some((c.operation.handler.clone()?, at("commands", &c.id))));
+        let steps = d.workflows.iter().flat_map(move |w| {
+            w.steps.iter().filter_map(move |s| {
+                let handler = s.operation.as_ref()?.handler.clone()?;
+                Some((
+                    handler,
+                    at("workflows", &format!("{}].steps[{}", w.id, s.id)),
+                ))
+            })
+        });
+        let tables = d.pages.iter().filter_map(move |p| {
+            let handler = p.table.as_ref()?.data_source.handler.clone()?;
+            Some((handler, at("pages", &p.id)))
+        });
+        let forms = d.forms.iter().filter_map(move |f| {
+            let handler = f.load_source.as_ref()?.handler.clone()?;
+            Some((handler, at("forms", &f.id)))
+        });
+        let searches = d
+            .searches
+            .iter()
+            .filter_map(move |s| Some((s.operation.handler.clone()?, at("searches", &s.id))));
+        let lookups = d.lookups.iter().filter_map(move |l| {
+            let handler = l.operation.as_ref()?.handler.clone()?;
+            Some((handler, at("lookups", &l.id)))
+        });
+        commands
+            .chain(steps)
+            .chain(tables)
+            .chain(forms)
+            .chain(searches)
+            .chain(lookups)
+    })
+}
+
+impl NotifyWebhook {
+    async fn send(&self, input: &Value, context: &CallContext) -> Result<Value, InvokeError> {
+        let service = || NOTIFY_WEBHOOK.to_string();
+        let response = self
+            .http
+            .post(&self.url)
+            .timeout(self.timeout)
+            .header("x-correlation-id", &context.correlation_id)
+            .json(input)
+            .send()
+            .await
+            .map_err(|err| {
+                if err.is_timeout() {
+                    InvokeError::Timeout {
+                        service: service(),
+                        timeout: self.timeout,
+                    }
+                } else {
+                    InvokeError::Unreachable {
+                        service: service(),
+                        message: error_chain(&err),
+                    }
+                }
+            })?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(InvokeError::Status {
+                service: service(),
+                status: status.as_u16(),
+                body: response.json().await.ok(),
+            });
+        }
+        Ok(json!({ "delivered": true, "status": status.as_u16() }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handlers(url: Option<&str>) -> Handlers {
+        let url = url.map(String::from);
+        Handlers::new(
+            &HandlersConfig::default(),
+            crate::outbound::client().unwrap(),
+            move |name| {
+                (name == "THESA_NOTIFY_WEBHOOK_URL")
+                    .then(|| url.clone())
+                    .flatten()
+            },
+        )
+    }
+
+    #[test]
+    fn notify_webhook_is_registered_only_with_its_url() {
+        assert_eq!(handlers(None).names().count(), 0);
+        assert_eq!(handlers(Some("  ")).names().count(), 0);
+        let with_url = handlers(Some("http://127.0.0.1:9/hook"));
+        assert_eq!(with_url.names().collect::<Vec<_>>(), ["notify.webhook"]);
+    }
+
+    #[test]
+    fn every_built_in_handler_can_be_registered() {
+        // The validator's list and this module must not drift apart.
+        let all = handlers(Some("http://127.0.0.1:9/hook"));
+        let names: Vec<&str> = all.names().collect();
+        assert_eq!(names, thesa_core::validate::BUILTIN_HANDLERS);
+    }
+
+    #[tokio::test]
+    async fn unknown_handler_is_none() {
+        let context = CallContext::default();
+        assert!(
+            handlers(None)
+                .call("notify.webhook", &Value::Null, &context)
+                .await
+                .is_none()
+        );
+    }
+}
