@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use thesa_core::model::{BodyMapping, Command, Form};
+use thesa_core::model::{BodyMapping, Command, Form, InputMapping};
 
 use crate::data::{get_in, get_path, set_path, text};
 use crate::error::ApiError;
@@ -40,6 +40,8 @@ pub struct Sources<'a> {
     pub request: &'a CommandRequest,
     /// The caller.
     pub caller: &'a Caller,
+    /// A workflow instance's state (`workflow.<field>`), for workflow steps.
+    pub workflow: Option<&'a Map<String, Value>>,
 }
 
 impl Sources<'_> {
@@ -59,6 +61,7 @@ impl Sources<'_> {
         let principal = &self.caller.principal;
         match source {
             "input" => get_in(&self.request.input, rest).cloned(),
+            "workflow" => get_in(self.workflow?, rest).cloned(),
             "route" => self.request.route_params.get(rest).cloned(),
             "context" => match rest {
                 "subject_id" => Some(principal.subject.clone().into()),
@@ -82,12 +85,12 @@ fn invalid_input(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "BAD_REQUEST", message)
 }
 
-/// Path, query and header parameters of the command, from its mappings.
-/// A path parameter without a value is an error; missing query and header
-/// values are left out.
-pub fn params(command: &Command, sources: &Sources) -> Result<Params, ApiError> {
+/// Path, query and header parameters of a command or workflow step, from
+/// its mappings. A path parameter without a value is an error; missing
+/// query and header values are left out.
+pub fn params(input: Option<&InputMapping>, sources: &Sources) -> Result<Params, ApiError> {
     let mut params = Params::default();
-    let Some(input) = &command.input else {
+    let Some(input) = input else {
         return Ok(params);
     };
     for (name, expression) in &input.path_params {
@@ -112,12 +115,11 @@ pub fn params(command: &Command, sources: &Sources) -> Result<Params, ApiError> 
 }
 
 /// The request body for the backend.
-pub fn body(command: &Command, sources: &Sources) -> Option<Value> {
-    let input = command.input.as_ref();
+pub fn body(input: Option<&InputMapping>, sources: &Sources) -> Value {
     let mapping = input.and_then(|i| i.body_mapping).unwrap_or_default();
     let fields: &BTreeMap<String, String> = match (mapping, input) {
         (BodyMapping::Passthrough, _) | (_, None) => {
-            return Some(Value::Object(sources.request.input.clone()));
+            return Value::Object(sources.request.input.clone());
         }
         (BodyMapping::Projection, Some(input)) => &input.field_projection,
         (BodyMapping::Template, Some(input)) => &input.body_template,
@@ -128,7 +130,7 @@ pub fn body(command: &Command, sources: &Sources) -> Option<Value> {
             set_path(&mut out, target, value);
         }
     }
-    Some(Value::Object(out))
+    Value::Object(out)
 }
 
 /// Checks the input against the field rules of the form that submits the

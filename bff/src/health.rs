@@ -101,11 +101,19 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
     // still work (the guide's runbook), so a failing store is "degraded".
     let mut degraded = false;
     if state.config.workflow.enabled {
-        // Only the embedded workflow store exists in this build.
-        checks.insert(
-            "workflow_store".into(),
-            json!(Check::ok(json!({ "driver": "memory" }))),
-        );
+        let store = &state.workflows;
+        let check = match store.ping().await {
+            Ok(latency) => Check::ok(json!({
+                "driver": store.driver(),
+                "latency_ms": latency.as_millis() as u64,
+            })),
+            Err(err) => {
+                degraded = true;
+                tracing::warn!(error = %err, "readiness: workflow store check failed");
+                Check::error("the workflow store does not answer".into())
+            }
+        };
+        checks.insert("workflow_store".into(), json!(check));
     }
     if let Some(store) = &state.idempotency {
         let check = match store.check().await {

@@ -33,6 +33,13 @@ mod state;
 mod telemetry;
 mod validate;
 mod views;
+mod workflow;
+
+/// Throwaway PostgreSQL for the store tests (shared with the integration
+/// tests).
+#[cfg(test)]
+#[path = "../tests/support/postgres.rs"]
+mod test_postgres;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

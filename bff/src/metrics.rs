@@ -57,6 +57,36 @@ pub struct ServiceLabel {
     pub service_id: String,
 }
 
+/// A workflow.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct WorkflowLabel {
+    /// The workflow ID.
+    pub workflow_id: String,
+}
+
+/// A step of a workflow.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct StepLabel {
+    /// The workflow ID.
+    pub workflow_id: String,
+    /// The step ID.
+    pub step: String,
+}
+
+/// Steps wait for people: seconds to weeks.
+const STEP_BUCKETS: [f64; 10] = [
+    0.01,
+    0.1,
+    1.0,
+    10.0,
+    60.0,
+    600.0,
+    3600.0,
+    86_400.0,
+    604_800.0,
+    2_592_000.0,
+];
+
 /// Build labels.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct BuildLabels {
@@ -89,6 +119,20 @@ pub struct Metrics {
     /// `thesa_backend_circuit_breaker_state{service_id}`: 0 closed, 1 open,
     /// 2 half-open.
     pub breaker_state: Family<ServiceLabel, Gauge>,
+    /// `thesa_workflow_instances_started_total{workflow_id}`.
+    pub workflow_started: Family<WorkflowLabel, Counter>,
+    /// `thesa_workflow_instances_completed_total{workflow_id}`: reached a
+    /// terminal step.
+    pub workflow_completed: Family<WorkflowLabel, Counter>,
+    /// `thesa_workflow_instances_timed_out_total{workflow_id}`: step or
+    /// workflow timeouts fired.
+    pub workflow_timed_out: Family<WorkflowLabel, Counter>,
+    /// `thesa_workflow_instances_active{workflow_id}`: updated by the
+    /// timeout processor.
+    pub workflow_active: Family<WorkflowLabel, Gauge>,
+    /// `thesa_workflow_step_duration_seconds{workflow_id,step}`: time spent
+    /// in a step, observed when it is left.
+    pub workflow_step_duration: Family<StepLabel, Histogram>,
 }
 
 impl Metrics {
@@ -159,6 +203,38 @@ impl Metrics {
             "Circuit breaker by service: 0 closed, 1 open, 2 half-open",
             breaker_state.clone(),
         );
+        let workflow_started = Family::<WorkflowLabel, Counter>::default();
+        registry.register(
+            "thesa_workflow_instances_started",
+            "Workflow instances started",
+            workflow_started.clone(),
+        );
+        let workflow_completed = Family::<WorkflowLabel, Counter>::default();
+        registry.register(
+            "thesa_workflow_instances_completed",
+            "Workflow instances that reached a terminal step",
+            workflow_completed.clone(),
+        );
+        let workflow_timed_out = Family::<WorkflowLabel, Counter>::default();
+        registry.register(
+            "thesa_workflow_instances_timed_out",
+            "Step and workflow timeouts fired",
+            workflow_timed_out.clone(),
+        );
+        let workflow_active = Family::<WorkflowLabel, Gauge>::default();
+        registry.register(
+            "thesa_workflow_instances_active",
+            "Active workflow instances (all tenants)",
+            workflow_active.clone(),
+        );
+        let workflow_step_duration = Family::<StepLabel, Histogram>::new_with_constructor(
+            (|| Histogram::new(STEP_BUCKETS)) as fn() -> Histogram,
+        );
+        registry.register(
+            "thesa_workflow_step_duration_seconds",
+            "Time spent in a workflow step",
+            workflow_step_duration.clone(),
+        );
         let build = Family::<BuildLabels, Gauge>::default();
         build
             .get_or_create(&BuildLabels {
@@ -183,6 +259,11 @@ impl Metrics {
             backend_duration,
             backend_retries,
             breaker_state,
+            workflow_started,
+            workflow_completed,
+            workflow_timed_out,
+            workflow_active,
+            workflow_step_duration,
         }
     }
 

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use thesa_core::checksum::{self, Checksum};
 use thesa_core::files::{self, SourceError};
 use thesa_core::finding::{self, Finding, Severity};
-use thesa_core::model::{Command, Definition, Form, Lookup, Page};
+use thesa_core::model::{Command, Definition, Form, Lookup, Page, Workflow};
 use thesa_core::openapi::OperationIndex;
 use thesa_core::validate::{self, LoadedDefinition};
 
@@ -157,6 +157,21 @@ impl Registry {
         let &(d, f) = self.forms.get(id)?;
         let served = &self.definitions[d];
         Some((served, &served.definition.forms[f]))
+    }
+
+    /// The workflow with this ID.
+    pub fn workflow(&self, id: &str) -> Option<&Workflow> {
+        self.definitions
+            .iter()
+            .flat_map(|served| &served.definition.workflows)
+            .find(|w| w.id == id)
+    }
+
+    /// Every workflow, in domain order.
+    pub fn workflows(&self) -> impl Iterator<Item = &Workflow> {
+        self.definitions
+            .iter()
+            .flat_map(|served| &served.definition.workflows)
     }
 
     /// The command with this ID.

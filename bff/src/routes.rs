@@ -26,6 +26,7 @@ use crate::registry::Registry;
 use crate::search;
 use crate::state::AppState;
 use crate::views::{Rendered, View};
+use crate::workflow::api as workflow;
 use thesa_core::model::{DataSource, OperationBinding};
 
 /// The default path of the metrics route (`observability.metrics.path`
@@ -49,6 +50,18 @@ fn table() -> Vec<(&'static str, &'static str, MethodRouter<Arc<AppState>>)> {
         ("post", "/ui/commands/{id}", post(command)),
         ("get", "/ui/lookups/{id}", get(lookup)),
         ("get", "/ui/search", get(search)),
+        ("post", "/ui/workflows/{id}/start", post(workflow::start)),
+        ("get", "/ui/workflows/instances", get(workflow::list)),
+        (
+            "get",
+            "/ui/workflows/instances/{id}",
+            get(workflow::instance),
+        ),
+        (
+            "post",
+            "/ui/workflows/instances/{id}/events",
+            post(workflow::event),
+        ),
     ]
 }
 
@@ -518,6 +531,7 @@ async fn command(
     let sources = commands::Sources {
         request: &request,
         caller: &caller,
+        workflow: None,
     };
     let claim = match (&command.idempotency, &state.idempotency) {
         (Some(rule), Some(store)) => {
@@ -627,7 +641,7 @@ async fn execute(
     headers: &HeaderMap,
 ) -> Result<serde_json::Value, ApiError> {
     if let Some(handler) = &command.operation.handler {
-        let body = commands::body(command, sources).unwrap_or_default();
+        let body = commands::body(command.input.as_ref(), sources);
         let context = call_context(sources.caller, headers);
         let response = state
             .handlers
@@ -643,12 +657,11 @@ async fn execute(
         return Ok(commands::answer(command, response));
     }
     let (service, operation) = bound_operation(state, &command.operation)?;
-    let params = commands::params(command, sources)?;
+    let params = commands::params(command.input.as_ref(), sources)?;
     let body = operation
         .request_body
         .is_some()
-        .then(|| commands::body(command, sources))
-        .flatten();
+        .then(|| commands::body(command.input.as_ref(), sources));
     let response = state
         .invoker
         .call(

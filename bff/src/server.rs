@@ -31,6 +31,8 @@ use crate::registry::{LoadError, Registry};
 use crate::settings;
 use crate::state::{AppState, BUILD};
 use crate::views::ViewCache;
+use crate::workflow;
+use crate::workflow::store::Store as WorkflowStore;
 use crate::{idempotency, outbound, reload, routes, sources, telemetry};
 
 /// Most time background tasks get to stop after the drain.
@@ -103,7 +105,6 @@ async fn start(
     let settings = settings::load(config_path, std::env::vars())
         .map_err(|err| failed("configuration")(err.to_string()))?;
     let config = settings.config;
-    refuse_unavailable(&config).map_err(failed("configuration"))?;
 
     // 2. Telemetry.
     level.set(config.observability.log_level);
@@ -193,7 +194,11 @@ async fn start(
         .await
         .map_err(|e| failed("capability system")(e.to_string()))?;
 
-    // 6. The embedded workflow store needs no set-up.
+    // 6. Workflow store (PostgreSQL is connected, pinged and migrated now:
+    // the guide's "database unreachable → exit 1").
+    let workflows = workflow_store(&config)
+        .await
+        .map_err(failed("workflow store"))?;
 
     // 8. SDK handlers: those whose settings are present are registered; a
     // definition naming one that is not gets a warning, not a failure.
@@ -228,6 +233,7 @@ async fn start(
         lookups,
         badges: Default::default(),
         idempotency,
+        workflows,
         metrics,
         views: ViewCache::default(),
         draining: AtomicBool::new(false),
@@ -239,9 +245,12 @@ async fn start(
     let (stop_background, stopped) = watch::channel(false);
     let mut background = Vec::new();
     if state.config.definitions.hot_reload {
-        let watcher = reload::spawn(state.clone(), directories, stopped)
+        let watcher = reload::spawn(state.clone(), directories, stopped.clone())
             .map_err(|e| failed("definition watcher")(e.to_string()))?;
         background.push(watcher);
+    }
+    if state.config.workflow.enabled {
+        background.push(workflow::processor::spawn(state.clone(), stopped.clone()));
     }
 
     // 12. Listen, with the signal handlers in place first so that a
@@ -274,17 +283,33 @@ async fn start(
     })
 }
 
-/// The workflow store driver that a later release brings (postgres) is
-/// refused now rather than silently replaced by the embedded one.
-fn refuse_unavailable(config: &Config) -> Result<(), String> {
-    if config.workflow.enabled && config.workflow.store.driver == WorkflowDriver::Postgres {
-        return Err(
-            "workflow.store.driver: postgres is not available in this build; \
-                    use memory (single replica) or disable workflows"
-                .into(),
-        );
+/// The workflow store: PostgreSQL (DSN from the variable `dsn_env` names)
+/// when workflows are on with that driver, else memory.
+async fn workflow_store(config: &Config) -> Result<WorkflowStore, String> {
+    let store = &config.workflow.store;
+    if !config.workflow.enabled || store.driver == WorkflowDriver::Memory {
+        return Ok(WorkflowStore::Memory(Default::default()));
     }
-    Ok(())
+    let dsn = std::env::var(&store.dsn_env)
+        .ok()
+        .filter(|d| !d.trim().is_empty())
+        .ok_or_else(|| {
+            format!(
+                "workflow.store.driver is postgres but {} (workflow.store.dsn_env) is not set",
+                store.dsn_env
+            )
+        })?;
+    let started = Instant::now();
+    let connected = WorkflowStore::postgres(store, &dsn)
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!(
+        driver = "postgres",
+        migrated = store.auto_migrate,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "workflow store connected"
+    );
+    Ok(connected)
 }
 
 impl Server {
@@ -330,7 +355,8 @@ impl Server {
                 tracing::warn!("a background task did not stop in time");
             }
         }
-        // Pools (the HTTP client's) close when the state is dropped.
+        state.workflows.close().await;
+        // Other pools (the HTTP client's) close when the state is dropped.
         drop(state);
         tracing::info!("shutdown complete");
         ExitCode::SUCCESS

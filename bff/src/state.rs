@@ -57,6 +57,8 @@ pub struct AppState {
     /// Idempotency keys of commands (`None` when `idempotency.enabled` is
     /// off: commands then run without keys).
     pub idempotency: Option<Store>,
+    /// Workflow instances (memory when workflows are off: never used).
+    pub workflows: crate::workflow::store::Store,
     /// Prometheus metrics.
     pub metrics: Metrics,
     /// Rendered metadata views.

@@ -10,6 +10,10 @@ mod lookups;
 mod resilience;
 mod search;
 mod service_token;
+mod workflows;
+
+#[path = "../support/postgres.rs"]
+mod postgres;
 
 use std::time::{Duration, Instant};
 
