@@ -1,15 +1,31 @@
 #!/usr/bin/env bash
 # Installs what `make test` needs beyond the Rust toolchain, when missing:
-# redis-server (the BFF's idempotency tests start throwaway instances on
-# 127.0.0.1; set REDIS_URL to use an existing one instead).
+# - redis-server: the idempotency tests start throwaway instances on
+#   127.0.0.1 (set REDIS_URL to use an existing server instead);
+# - PostgreSQL server binaries and psql: the workflow tests create a
+#   throwaway cluster (initdb on a free port) and a database per test (set
+#   DATABASE_URL to a server they may create databases in instead).
 set -euo pipefail
 
+missing=()
 if [ -z "${REDIS_URL:-}" ] && ! command -v redis-server >/dev/null; then
-  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
-    echo "test-deps: redis-server is missing; install it (Debian: apt-get install redis-server) or set REDIS_URL" >&2
-    exit 1
-  fi
-  echo "test-deps: installing redis-server"
-  apt-get update -qq
-  apt-get -o DPkg::Lock::Timeout=600 install -y -qq redis-server >/dev/null
+  missing+=(redis-server)
 fi
+if [ -z "${DATABASE_URL:-}" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  missing+=(postgresql)
+fi
+if ! command -v psql >/dev/null; then
+  missing+=(postgresql-client)
+fi
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
+  echo "test-deps: missing ${missing[*]}; install them (Debian: apt-get install ${missing[*]})," \
+       "or set REDIS_URL / DATABASE_URL to existing servers" >&2
+  exit 1
+fi
+echo "test-deps: installing ${missing[*]}"
+apt-get update -qq
+# The packaged PostgreSQL service is not started: the tests run their own.
+DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+  --no-install-recommends "${missing[@]}" >/dev/null
