@@ -101,7 +101,7 @@ pub fn router(state: Arc<AppState>) -> Result<Router, String> {
 
 /// The `{id}` of a route, or 400 in the error shape (axum's own rejection
 /// is plain text).
-fn id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+pub(crate) fn id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
     path.map(|Path(id)| id).map_err(|rejection| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -228,9 +228,9 @@ fn element<V: Serialize>(
 }
 
 /// The query string as pairs, in order.
-type QueryPairs = Result<Query<Vec<(String, String)>>, QueryRejection>;
+pub(crate) type QueryPairs = Result<Query<Vec<(String, String)>>, QueryRejection>;
 
-fn pairs(query: QueryPairs) -> Result<Vec<(String, String)>, ApiError> {
+pub(crate) fn pairs(query: QueryPairs) -> Result<Vec<(String, String)>, ApiError> {
     query.map(|Query(pairs)| pairs).map_err(|rejection| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -241,7 +241,7 @@ fn pairs(query: QueryPairs) -> Result<Vec<(String, String)>, ApiError> {
 }
 
 /// What the backend call carries from the caller.
-fn call_context(caller: &Caller, headers: &HeaderMap) -> CallContext {
+pub(crate) fn call_context(caller: &Caller, headers: &HeaderMap) -> CallContext {
     CallContext {
         authorization: headers
             .get(header::AUTHORIZATION)

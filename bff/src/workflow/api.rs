@@ -17,9 +17,9 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
@@ -32,9 +32,9 @@ use super::run::{self, Actor, store_error};
 use super::store::ListFilter;
 use super::{Instance, Status};
 use crate::error::ApiError;
-use crate::invoker::CallContext;
 use crate::middleware::Caller;
 use crate::registry::Registry;
+use crate::routes;
 use crate::state::AppState;
 
 /// Most instances on one page.
@@ -65,11 +65,6 @@ fn body<T: DeserializeOwned>(bytes: &Bytes, shape: &str) -> Result<T, ApiError> 
     serde_json::from_slice(bytes).map_err(|e| bad_request(format!("the body must be {shape}: {e}")))
 }
 
-fn path_text(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
-    path.map(|Path(id)| id)
-        .map_err(|rejection| bad_request(rejection.body_text()))
-}
-
 /// Workflows are off: the routes exist but do nothing.
 fn enabled(state: &AppState) -> Result<(), ApiError> {
     if state.config.workflow.enabled {
@@ -90,14 +85,7 @@ fn partition(caller: &Caller) -> &str {
 fn actor<'a>(caller: &'a Caller, headers: &HeaderMap) -> Actor<'a> {
     Actor {
         caller: Some(caller),
-        context: CallContext {
-            authorization: headers
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .map(String::from),
-            correlation_id: crate::error::correlation_id(),
-            partition: caller.partition.clone(),
-        },
+        context: routes::call_context(caller, headers),
     }
 }
 
@@ -136,7 +124,7 @@ pub async fn start(
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
     enabled(&state)?;
-    let id = path_text(path)?;
+    let id = routes::id(path)?;
     let request: StartRequest = body(&bytes, "{\"input\": {...}}")?;
     let registry = state.registry.load_full();
     let workflow =
@@ -190,7 +178,7 @@ pub async fn instance(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     enabled(&state)?;
-    let id = path_text(path)?;
+    let id = routes::id(path)?;
     let registry = state.registry.load_full();
     let (workflow, instance) = load(&state, &registry, &caller, &id).await?;
     let history = state
@@ -212,7 +200,7 @@ pub async fn event(
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
     enabled(&state)?;
-    let id = path_text(path)?;
+    let id = routes::id(path)?;
     let request: EventRequest = body(&bytes, "{\"event\": \"...\", \"input\": {...}}")?;
     let registry = state.registry.load_full();
     let (workflow, instance) = load(&state, &registry, &caller, &id).await?;
@@ -241,10 +229,10 @@ pub async fn event(
 pub async fn list(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
-    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    query: routes::QueryPairs,
 ) -> Result<Response, ApiError> {
     enabled(&state)?;
-    let Query(query) = query.map_err(|r| bad_request(r.body_text()))?;
+    let query = routes::pairs(query)?;
     let value = |name: &str| {
         query
             .iter()
