@@ -5,9 +5,10 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use thesa_core::checksum::Manifest;
 use thesa_core::checksum::{self, Checksum};
 use thesa_core::files::{self, SourceError};
-use thesa_core::finding::{self, Finding, Severity};
+use thesa_core::finding::{self, Code, Finding, Severity};
 use thesa_core::model::{Command, Definition, Form, Lookup, Page, Workflow};
 use thesa_core::openapi::OperationIndex;
 use thesa_core::validate::{self, LoadedDefinition};
@@ -56,12 +57,14 @@ pub enum LoadError {
 
 impl Registry {
     /// Reads every definition under `directories`, validates the whole set
-    /// against `index` (handler names against the built-in ones), and
-    /// builds the registry when nothing has errors. Warnings come back with
-    /// the registry.
+    /// against `index` (handler names against the built-in ones) and, when
+    /// `strict_checksums`, compares each definition's checksum with the
+    /// checksum manifest in the directories; builds the registry when
+    /// nothing has errors. Warnings come back with the registry.
     pub fn load(
         directories: &[PathBuf],
         index: &OperationIndex,
+        strict_checksums: bool,
     ) -> Result<(Self, Vec<Finding>), LoadError> {
         let texts = files::document_texts("definitions directory", directories)?;
         let mut findings = Vec::new();
@@ -71,6 +74,9 @@ impl Registry {
             .collect();
         let handlers = validate::known_handlers(None);
         findings.extend(validate::validate(&loaded, index, &handlers));
+        if strict_checksums {
+            check_manifest(directories, &loaded, &mut findings);
+        }
         findings.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
         let (errors, _) = finding::count(&findings);
         if errors > 0 {
@@ -195,5 +201,78 @@ impl Registry {
     /// The checksum of the whole set (independent of file order).
     pub fn checksum(&self) -> Checksum {
         self.checksum
+    }
+}
+
+/// Compares each loaded definition's checksum with the manifest
+/// (`thesa-checksums.sha256`) found in `directories` (the seed's integrity
+/// check: a definition changed outside the pipeline that wrote the manifest
+/// is refused).
+fn check_manifest(
+    directories: &[PathBuf],
+    loaded: &[LoadedDefinition],
+    findings: &mut Vec<Finding>,
+) {
+    let mut manifest = Manifest::default();
+    let mut found = Vec::new();
+    let mut problem = |source: String, code: Code, path: &str, message: String| {
+        findings.push(Finding {
+            code,
+            severity: code.severity(),
+            source,
+            line: None,
+            column: None,
+            path: path.to_string(),
+            message,
+        });
+    };
+    for directory in directories {
+        let path = directory.join(checksum::MANIFEST_FILE);
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        match Manifest::parse(&text) {
+            Ok(part) => manifest.checksums.extend(part.checksums),
+            Err(err) => problem(
+                path.display().to_string(),
+                Code::ChecksumManifestInvalid,
+                "",
+                err,
+            ),
+        }
+        found.push(path);
+    }
+    if found.is_empty() {
+        let names: Vec<String> = directories
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect();
+        problem(
+            names.join(", "),
+            Code::ChecksumManifestInvalid,
+            "",
+            format!(
+                "definitions.strict_checksums is on but no {} is in the definitions directories \
+                 (write it in CI with `thesa-bff checksum`)",
+                checksum::MANIFEST_FILE
+            ),
+        );
+        return;
+    }
+    for l in loaded {
+        let Some(definition) = &l.definition else {
+            continue;
+        };
+        let actual = checksum::definition_checksum(definition);
+        let domain = &definition.domain;
+        let message = match manifest.checksums.get(domain) {
+            Some(expected) if *expected == actual => continue,
+            Some(expected) => format!(
+                "checksum sha256:{actual} differs from the manifest's sha256:{expected} for \
+                 domain {domain:?}: the definition was changed outside the CI pipeline"
+            ),
+            None => format!("domain {domain:?} is not in the checksum manifest"),
+        };
+        problem(l.source.clone(), Code::ChecksumMismatch, "domain", message);
     }
 }

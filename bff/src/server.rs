@@ -146,24 +146,21 @@ async fn start(
     );
 
     // 4. Definitions.
-    if config.definitions.strict_checksums {
-        tracing::warn!(
-            "definitions.strict_checksums is set, but this build does not check a checksum \
-             manifest yet; definitions are validated, not compared with a manifest"
-        );
-    }
     let directories: Vec<PathBuf> = config
         .definitions
         .directories
         .iter()
         .map(PathBuf::from)
         .collect();
-    let (registry, warnings) = Registry::load(&directories, &index).map_err(|err| match &err {
-        LoadError::Invalid { findings, .. } => {
-            failed("definitions")(format!("{err}; all errors: {}", first_errors(findings)))
-        }
-        LoadError::Source(_) => failed("definitions")(err.to_string()),
-    })?;
+    let (registry, warnings) =
+        Registry::load(&directories, &index, config.definitions.strict_checksums).map_err(
+            |err| match &err {
+                LoadError::Invalid { findings, .. } => {
+                    failed("definitions")(format!("{err}; all errors: {}", first_errors(findings)))
+                }
+                LoadError::Source(_) => failed("definitions")(err.to_string()),
+            },
+        )?;
     for warning in &warnings {
         tracing::warn!(finding = %warning, "definition warning");
     }

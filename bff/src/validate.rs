@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use serde::Serialize;
-use thesa_core::checksum::{self, Checksum};
+use thesa_core::checksum::{self, Checksum, Manifest};
 use thesa_core::finding::{self, Finding};
 use thesa_core::openapi::OperationIndex;
 use thesa_core::validate::{self, LoadedDefinition};
@@ -48,6 +48,13 @@ pub struct ValidateArgs {
     /// known). Repeatable.
     #[arg(long = "handler", value_name = "NAME")]
     pub handlers: Vec<String>,
+
+    /// When there are no errors, write the checksum manifest of the
+    /// definitions to FILE (name it thesa-checksums.sha256 and ship it in
+    /// the definitions directory: a BFF with definitions.strict_checksums
+    /// serves only definitions it lists). With errors nothing is written
+    #[arg(long, value_name = "FILE")]
+    pub write_checksums: Option<PathBuf>,
 }
 
 impl Default for ValidateArgs {
@@ -57,6 +64,7 @@ impl Default for ValidateArgs {
             specs: None,
             format: Format::Text,
             handlers: Vec::new(),
+            write_checksums: None,
         }
     }
 }
@@ -125,10 +133,27 @@ pub fn run(config: Option<PathBuf>, args: ValidateArgs) -> ExitCode {
         return ExitCode::from(2);
     }
     if report.summary.errors > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
+        return ExitCode::from(1);
     }
+    if let Some(path) = &args.write_checksums {
+        let manifest = Manifest {
+            checksums: report
+                .definitions
+                .iter()
+                .map(|d| (d.domain.clone(), d.checksum))
+                .collect(),
+        };
+        if let Err(err) = std::fs::write(path, manifest.render()) {
+            eprintln!("error: writing {}: {err}", path.display());
+            return ExitCode::from(2);
+        }
+        eprintln!(
+            "checksums of {} definition(s) written to {}",
+            manifest.checksums.len(),
+            path.display()
+        );
+    }
+    ExitCode::SUCCESS
 }
 
 /// Reads everything and validates it. `findings` holds config findings

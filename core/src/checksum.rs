@@ -104,6 +104,73 @@ pub fn set_checksum<'a>(members: impl IntoIterator<Item = (&'a str, Checksum)>) 
     Checksum::of(text.as_bytes())
 }
 
+impl std::str::FromStr for Checksum {
+    type Err = String;
+
+    /// 64 hex digits, with or without a `sha256:` prefix.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let hex = text.strip_prefix("sha256:").unwrap_or(text);
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!(
+                "{text:?} is not a SHA-256 checksum (64 hex digits)"
+            ));
+        }
+        let mut bytes = [0u8; 32];
+        for (i, byte) in bytes.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|e| e.to_string())?;
+        }
+        Ok(Self(bytes))
+    }
+}
+
+/// The file name of a checksum manifest in a definitions directory. Its
+/// extension keeps it out of the definitions the directory holds.
+pub const MANIFEST_FILE: &str = "thesa-checksums.sha256";
+
+/// A checksum manifest: each domain's definition checksum, as CI computed
+/// it (`thesa-bff checksum`). The text has `sha256sum`'s shape, one
+/// `<64 hex digits>  <domain>` line per definition, `#` comments allowed,
+/// so that CI can sign it and people can read a diff of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Manifest {
+    /// Checksum by domain.
+    pub checksums: std::collections::BTreeMap<String, Checksum>,
+}
+
+impl Manifest {
+    /// Parses a manifest; an error names the line.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut checksums = std::collections::BTreeMap::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (hex, domain) = line
+                .split_once(char::is_whitespace)
+                .map(|(h, d)| (h, d.trim()))
+                .filter(|(_, d)| !d.is_empty())
+                .ok_or_else(|| format!("line {}: expected `<sha256>  <domain>`", n + 1))?;
+            let checksum = hex.parse().map_err(|e| format!("line {}: {e}", n + 1))?;
+            if checksums.insert(domain.to_string(), checksum).is_some() {
+                return Err(format!("line {}: domain {domain:?} is listed twice", n + 1));
+            }
+        }
+        Ok(Self { checksums })
+    }
+
+    /// The manifest's text.
+    pub fn render(&self) -> String {
+        let mut text = String::from(
+            "# thesa definition checksums: SHA-256 of each definition's canonical form\n",
+        );
+        for (domain, checksum) in &self.checksums {
+            text.push_str(&format!("{checksum}  {domain}\n"));
+        }
+        text
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,6 +183,20 @@ mod tests {
             canonical_json(&a),
             r#"{"a":{"c":"é\"","d":[1,{"x":1,"y":2}]},"b":1}"#
         );
+    }
+
+    #[test]
+    fn manifests_round_trip_and_name_bad_lines() {
+        let manifest = Manifest {
+            checksums: [("orders".to_string(), Checksum::of(b"o"))].into(),
+        };
+        assert_eq!(Manifest::parse(&manifest.render()), Ok(manifest.clone()));
+        let sha = format!("sha256:{}", Checksum::of(b"o"));
+        assert_eq!(Manifest::parse(&format!("{sha} orders\n")), Ok(manifest));
+        let err = Manifest::parse("# x\nabc  orders\n").unwrap_err();
+        assert!(err.starts_with("line 2:"), "{err}");
+        let twice = format!("{0}  a\n{0}  a\n", Checksum::of(b"o"));
+        assert!(Manifest::parse(&twice).unwrap_err().contains("twice"));
     }
 
     #[test]

@@ -96,6 +96,13 @@ codes! {
     PathParamUnknown = "PATH_PARAM_UNKNOWN", Error;
     /// A capability is not of the form `namespace:action[:scope]` (rule 6).
     InvalidCapability = "INVALID_CAPABILITY", Error;
+    /// With `strict_checksums`, a definition's checksum is not the one the
+    /// checksum manifest lists for its domain, or the domain is not listed
+    /// (it was changed outside the CI pipeline that wrote the manifest).
+    ChecksumMismatch = "CHECKSUM_MISMATCH", Error;
+    /// With `strict_checksums`, there is no checksum manifest, or it cannot
+    /// be read.
+    ChecksumManifestInvalid = "CHECKSUM_MANIFEST_INVALID", Error;
     /// A workflow step cannot be reached from `initial_step` (rule 7).
     WorkflowUnreachableStep = "WORKFLOW_UNREACHABLE_STEP", Error;
     /// A non-terminal workflow step has no outgoing transition (rule 7).

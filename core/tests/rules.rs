@@ -495,6 +495,9 @@ const SHOWN_ELSEWHERE: &[Code] = &[
     Code::SpecDuplicateOperationId,
     Code::SpecDuplicateService,
     Code::SpecExternalRef,
+    // The BFF's strict_checksums check (bff/tests/serve/checksums.rs).
+    Code::ChecksumMismatch,
+    Code::ChecksumManifestInvalid,
 ];
 
 #[test]

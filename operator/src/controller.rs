@@ -24,6 +24,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, reflector as reflect, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
+use thesa_core::checksum::MANIFEST_FILE;
 use thesa_core::finding::Severity;
 use tracing::{info, warn};
 
@@ -518,6 +519,9 @@ async fn served_now(
             .and_then(|s| serde_json::from_str(s).ok())
             .unwrap_or_default();
         for (key, text) in cm.data.iter().flatten() {
+            if key == MANIFEST_FILE {
+                continue;
+            }
             files.push(ServedFile {
                 key: key.clone(),
                 text: text.clone(),

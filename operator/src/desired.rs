@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use kube::{Resource, ResourceExt};
 use serde_json::{Map, Value, json};
-use thesa_core::checksum::Checksum;
+use thesa_core::checksum::{Checksum, MANIFEST_FILE, Manifest};
 use thesa_core::config::{Config, Policies, SpecSource};
 use thesa_core::duration::Duration;
 
@@ -44,6 +44,8 @@ pub struct Input<'a> {
     pub specs: BTreeMap<String, String>,
     /// The definitions the gate lets through.
     pub served: &'a [ServedFile],
+    /// Their checksums, mounted beside them as `thesa-checksums.sha256`.
+    pub manifest: &'a Manifest,
     /// Versions of referenced Secrets (`name=resourceVersion`): a rotated
     /// secret rolls the pods, which read it from the environment.
     pub secret_versions: Vec<String>,
@@ -111,6 +113,7 @@ pub fn build(input: &Input<'_>) -> Result<Children, BuildError> {
         .served
         .iter()
         .map(|f| (f.key.clone(), f.text.clone()))
+        .chain([(MANIFEST_FILE.to_string(), input.manifest.render())])
         .collect();
     let sources: BTreeMap<&str, &str> = input
         .served

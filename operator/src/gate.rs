@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
-use thesa_core::checksum::{self, Checksum};
+use thesa_core::checksum::{self, Checksum, Manifest};
 use thesa_core::finding::{Finding, Severity};
 use thesa_core::openapi::OperationIndex;
 use thesa_core::validate::{self, LoadedDefinition};
@@ -71,6 +71,9 @@ pub struct Outcome {
     pub served: Vec<ServedFile>,
     /// Checksum of the served set (domains and their checksums).
     pub set_checksum: Checksum,
+    /// Each served domain's checksum, written beside the definitions for
+    /// BFFs with `strict_checksums`.
+    pub manifest: Manifest,
 }
 
 /// One member of the set being validated.
@@ -157,12 +160,19 @@ pub fn decide(
             let served = served_files(&set, &meta, previous);
             let set_checksum =
                 checksum::set_checksum(served.iter().map(|(f, sum)| (f.key.as_str(), *sum)));
+            let manifest = Manifest {
+                checksums: served
+                    .iter()
+                    .map(|(f, sum)| (f.key.trim_end_matches(".yaml").to_string(), *sum))
+                    .collect(),
+            };
             let served: Vec<ServedFile> = served.into_iter().map(|(f, _)| f).collect();
             let verdicts = verdicts(meta, &loaded, findings, accepted, &served);
             return Outcome {
                 verdicts,
                 served,
                 set_checksum,
+                manifest,
             };
         }
         for finding in errors {

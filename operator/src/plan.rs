@@ -117,6 +117,7 @@ pub fn plan(snapshot: Snapshot<'_>) -> Plan {
         policies,
         specs: snapshot.specs,
         served: &outcome.served,
+        manifest: &outcome.manifest,
         secret_versions: snapshot.secret_versions,
     };
     match desired::build(&input) {

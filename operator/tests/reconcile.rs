@@ -174,7 +174,15 @@ async fn creates_the_children_with_the_expected_fields() -> TestResult {
         ]
     );
     let keys: Vec<String> = definitions_data(&client).await.into_keys().collect();
-    assert_eq!(keys, ["customers.yaml", "inventory.yaml", "orders.yaml"]);
+    assert_eq!(
+        keys,
+        [
+            "customers.yaml",
+            "inventory.yaml",
+            "orders.yaml",
+            "thesa-checksums.sha256"
+        ]
+    );
 
     let sa: ServiceAccount = get(&client, "thesa").await;
     assert_eq!(sa.automount_service_account_token, Some(false));
@@ -347,8 +355,21 @@ async fn a_new_invalid_definition_is_left_out() -> TestResult {
     let (status, _, message) = accepted(&client, "reports").await;
     assert_eq!(status, "False");
     assert!(message.contains("left out"), "{message}");
-    let keys: Vec<String> = definitions_data(&client).await.into_keys().collect();
-    assert_eq!(keys, ["customers.yaml", "inventory.yaml", "orders.yaml"]);
+    let data = definitions_data(&client).await;
+    let keys: Vec<&String> = data.keys().collect();
+    assert_eq!(
+        keys,
+        [
+            "customers.yaml",
+            "inventory.yaml",
+            "orders.yaml",
+            "thesa-checksums.sha256"
+        ]
+    );
+    // The checksum manifest lists what is served, not the rejected one.
+    let manifest = thesa_core::checksum::Manifest::parse(&data["thesa-checksums.sha256"])?;
+    let domains: Vec<&String> = manifest.checksums.keys().collect();
+    assert_eq!(domains, ["customers", "inventory", "orders"]);
     Ok(())
 }
 
@@ -383,7 +404,10 @@ async fn deleting_a_definition_removes_it_from_the_rollout() -> TestResult {
         .await?;
     reconcile(&client).await?;
     let keys: Vec<String> = definitions_data(&client).await.into_keys().collect();
-    assert_eq!(keys, ["customers.yaml", "orders.yaml"]);
+    assert_eq!(
+        keys,
+        ["customers.yaml", "orders.yaml", "thesa-checksums.sha256"]
+    );
     assert_ne!(checksum_annotation(&client).await, checksum_before);
     let tdep: ThesaDeployment = get(&client, "thesa").await;
     assert_eq!(tdep.status.unwrap().definitions.accepted, 2);
@@ -404,7 +428,15 @@ async fn a_hand_added_definition_key_is_removed() -> TestResult {
     .await?;
     reconcile(&client).await?;
     let keys: Vec<String> = definitions_data(&client).await.into_keys().collect();
-    assert_eq!(keys, ["customers.yaml", "inventory.yaml", "orders.yaml"]);
+    assert_eq!(
+        keys,
+        [
+            "customers.yaml",
+            "inventory.yaml",
+            "orders.yaml",
+            "thesa-checksums.sha256"
+        ]
+    );
     Ok(())
 }
 

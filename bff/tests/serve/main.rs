@@ -2,6 +2,7 @@
 //! real tokens signed by test keys, a JWKS and an OPA endpoint served over
 //! HTTP by the test.
 
+mod checksums;
 mod commands;
 mod data;
 mod handlers;
