@@ -10,6 +10,7 @@ mod capabilities;
 mod commands;
 mod data;
 mod dev_token;
+mod diff;
 mod error;
 mod handlers;
 mod health;
@@ -79,6 +80,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
         TOKEN=$(thesa-bff dev-token --sub alice --tenant acme --roles order_clerk)\n  \
         curl -H \"Authorization: Bearer $TOKEN\" localhost:8080/ui/navigation\n  \
         thesa-bff validate --definitions definitions --specs specs\n  \
+        thesa-bff diff --old published/ --new definitions/\n  \
         thesa-bff --validate-definitions --config /config/config.yaml"
 )]
 struct Cli {
@@ -120,6 +122,14 @@ enum Command {
     Validate(validate::ValidateArgs),
     /// Print a development token the sample configuration accepts
     DevToken(dev_token::DevTokenArgs),
+    /// Report breaking changes between two definition sets
+    ///
+    /// Breaking: page, form, command, workflow, search or lookup IDs removed
+    /// (or renamed), page routes changed, required form fields added,
+    /// capabilities of pages, forms, commands or workflows changed,
+    /// workflow steps removed, domains removed. Additions are listed too.
+    /// Exit 0 without breaking changes, 1 with, 2 when a set cannot be read.
+    Diff(diff::DiffArgs),
 }
 
 fn main() -> ExitCode {
@@ -127,6 +137,7 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Validate(args)) => validate::run(cli.config, args),
         Some(Command::DevToken(args)) => dev_token::run(cli.config, args),
+        Some(Command::Diff(args)) => diff::run(args),
         None if cli.validate_definitions => validate::run(
             cli.config.or_else(sources::default_config),
             validate::ValidateArgs::default(),
