@@ -5,7 +5,7 @@ CARGO ?= cargo
 .PHONY: help build run test manifests e2e crds render lint fmt bench bench-bff bench-backend bench-workflow clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 build: ## Build both programs (debug)
 	$(CARGO) build --workspace --locked
@@ -25,9 +25,9 @@ run: ## Serve the samples on :8080 (embedded stores, development keys; prints ho
 test: ## Run every test that can run here (cargo-nextest when installed), then the manifest checks and e2e
 	bash scripts/test-deps.sh
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
-		$(CARGO) nextest run --workspace --locked --no-fail-fast; \
+		$(CARGO) nextest run --workspace --exclude thesa-e2e --locked --no-fail-fast; \
 	else \
-		$(CARGO) test --workspace --locked --no-fail-fast; \
+		$(CARGO) test --workspace --exclude thesa-e2e --locked --no-fail-fast; \
 	fi
 	$(MAKE) manifests
 	$(MAKE) e2e
@@ -35,7 +35,10 @@ test: ## Run every test that can run here (cargo-nextest when installed), then t
 manifests: ## Validate rendered manifests, CRDs and sample CRs against the Kubernetes schemas
 	bash scripts/validate-manifests.sh
 
-e2e: ## Real-cluster suite: runs when KUBECONFIG points at a cluster, says it was skipped otherwise
+e2e: ## End-to-end: the no-cluster pipeline (operator on the fake API → projected ConfigMaps → thesa-bff), then the real-cluster suite when KUBECONFIG is set
+	bash scripts/test-deps.sh
+	$(CARGO) build --locked -p thesa-bff
+	$(CARGO) test --locked -p thesa-e2e -- --nocapture
 	bash e2e/run.sh
 
 crds: ## Regenerate crds/ from the Rust types

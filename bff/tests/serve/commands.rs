@@ -312,7 +312,7 @@ async fn a_duplicate_while_the_first_runs_gets_409() {
 /// Two BFF processes sharing one Redis run a command once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_sharing_redis_run_a_command_once() {
-    let redis = harness::Redis::start();
+    let redis = crate::redis::Redis::start();
     let log = Log::default();
     let (jwks, _stop) = jwks().await;
     let orders = backend(log.clone()).await;
@@ -363,10 +363,10 @@ async fn two_instances_sharing_redis_run_a_command_once() {
 /// run, everything else keeps working.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_down_fails_keyed_commands_without_running_them() {
-    let mut redis = harness::Redis::start();
+    let mut redis = crate::redis::Redis::start();
     if std::env::var("REDIS_URL").is_ok() {
         // A shared Redis cannot be stopped by this test; the embedded one can.
-        redis = harness::Redis::start_own();
+        redis = crate::redis::Redis::start_own();
     }
     let log = Log::default();
     let (jwks, _stop) = jwks().await;

@@ -15,6 +15,8 @@ mod workflows;
 
 #[path = "../support/postgres.rs"]
 mod postgres;
+#[path = "../support/redis.rs"]
+mod redis;
 
 use std::time::{Duration, Instant};
 
