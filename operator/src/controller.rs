@@ -26,7 +26,8 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 use thesa_core::checksum::MANIFEST_FILE;
 use thesa_core::finding::Severity;
-use tracing::{info, warn};
+use tokio::sync::watch;
+use tracing::{Instrument, info, warn};
 
 use crate::conditions::{self, reason};
 use crate::crd::{
@@ -35,8 +36,10 @@ use crate::crd::{
 };
 use crate::desired::{self, CHECKSUM_ANNOTATION, MANAGER, SOURCES_ANNOTATION};
 use crate::gate::{ServedFile, Verdict};
+use crate::leader::{Elector, LeaseSettings};
 use crate::plan::{self, DefinitionInput, Plan, Snapshot};
 use crate::selector;
+use crate::telemetry::{self, Telemetry};
 
 /// Most findings kept in a ThesaDefinition's status.
 const MAX_STATUS_FINDINGS: usize = 50;
@@ -46,9 +49,16 @@ const RESYNC: Duration = Duration::from_secs(600);
 /// Options of `thesa-operator run`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
-    /// Watch only this namespace (default: all namespaces).
-    #[arg(long, env = "THESA_OPERATOR_NAMESPACE", value_name = "NAMESPACE")]
-    pub namespace: Option<String>,
+    /// Watch only these namespaces, comma-separated (default: all). The
+    /// RBAC must match: Roles in exactly these namespaces instead of a
+    /// ClusterRole
+    #[arg(
+        long = "namespace",
+        env = "THESA_OPERATOR_NAMESPACES",
+        value_delimiter = ',',
+        value_name = "NS,..."
+    )]
+    pub namespaces: Vec<String>,
     /// Names of SDK handlers the BFF image registers besides the built-in
     /// `notify.webhook` (for `type: sdk` operations), comma-separated.
     #[arg(long = "handler", value_delimiter = ',', value_name = "NAME")]
@@ -56,6 +66,37 @@ pub struct RunArgs {
     /// Log filter (`info`, `thesa_operator=debug,kube=info`, …).
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub log: String,
+    /// Where /metrics, /healthz and /readyz are served
+    #[arg(
+        long,
+        env = "THESA_OPERATOR_METRICS_ADDR",
+        default_value = "0.0.0.0:8081"
+    )]
+    pub metrics_addr: std::net::SocketAddr,
+    /// Elect a leader among replicas on a Lease (off: this replica always
+    /// reconciles; run one replica only)
+    #[arg(long, env = "THESA_OPERATOR_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub leader_elect: bool,
+    /// Name of the Lease
+    #[arg(long, default_value = "thesa-operator-leader")]
+    pub lease_name: String,
+    /// Namespace of the Lease (in a pod: its own, from POD_NAMESPACE)
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub lease_namespace: String,
+    /// This replica's identity in the Lease (in a pod: its name, from
+    /// POD_NAME; else the host name)
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// How long a Lease stays valid without renewal
+    #[arg(long, default_value = "15s", value_name = "DURATION")]
+    pub lease_duration: thesa_core::duration::Duration,
+    /// A leader that could not renew for this long steps down (less than
+    /// --lease-duration)
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    pub renew_deadline: thesa_core::duration::Duration,
+    /// Time between Lease attempts
+    #[arg(long, default_value = "2s", value_name = "DURATION")]
+    pub retry_period: thesa_core::duration::Duration,
 }
 
 /// Why a reconcile failed; it is retried with backoff.
@@ -90,6 +131,8 @@ pub struct Context {
     pub recorder: Recorder,
     /// Consecutive failures per ThesaDeployment, for backoff.
     failures: Mutex<HashMap<String, u32>>,
+    /// Metrics and probe state.
+    pub telemetry: Arc<Telemetry>,
 }
 
 impl Context {
@@ -109,6 +152,7 @@ impl Context {
             definitions,
             handlers,
             failures: Mutex::new(HashMap::new()),
+            telemetry: Arc::default(),
         }
     }
 }
@@ -133,63 +177,186 @@ pub fn main(args: RunArgs) -> ExitCode {
     match runtime.block_on(run(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            tracing::error!(error = %err, "the controller stopped");
+            tracing::error!(error = %err, "thesa-operator stopped");
             ExitCode::FAILURE
         }
     }
 }
 
-async fn run(args: RunArgs) -> Result<(), kube::Error> {
-    let client = Client::try_default().await?;
+async fn run(args: RunArgs) -> Result<(), String> {
+    let client = Client::try_default()
+        .await
+        .map_err(|e| format!("connecting to the API server: {e}"))?;
+    let namespaces: Vec<Option<String>> = if args.namespaces.is_empty() {
+        vec![None]
+    } else {
+        args.namespaces.iter().cloned().map(Some).collect()
+    };
     info!(
         version = env!("CARGO_PKG_VERSION"),
-        namespace = args.namespace.as_deref().unwrap_or("<all>"),
+        namespaces = ?args.namespaces,
+        leader_elect = args.leader_elect,
+        metrics_addr = %args.metrics_addr,
         "thesa-operator starting"
     );
-    let ns = args.namespace.as_deref();
+    let telemetry = Arc::new(Telemetry::default());
+    let listener = tokio::net::TcpListener::bind(args.metrics_addr)
+        .await
+        .map_err(|e| format!("listening on {}: {e}", args.metrics_addr))?;
+    let probes = telemetry::router(telemetry.clone());
+    tokio::spawn(async move {
+        if let Err(err) = axum::serve(listener, probes).await {
+            warn!(error = %err, "the metrics server stopped");
+        }
+    });
+
+    let (shutdown_tx, shutdown) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        info!("shutdown signal received");
+        let _ = shutdown_tx.send(true);
+    });
+
+    // Standby until this replica leads (or is told to stop).
+    let (leading_tx, mut leading) = watch::channel(!args.leader_elect);
+    if args.leader_elect && args.renew_deadline.get() >= args.lease_duration.get() {
+        return Err(format!(
+            "--renew-deadline ({}) must be shorter than --lease-duration ({}), or a leader \
+             could keep acting after its lease expired for the others",
+            args.renew_deadline, args.lease_duration
+        ));
+    }
+    if args.leader_elect {
+        let identity = args
+            .identity
+            .clone()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| format!("thesa-operator-{}", std::process::id()));
+        let settings = LeaseSettings {
+            name: args.lease_name.clone(),
+            namespace: args.lease_namespace.clone(),
+            identity,
+            lease_duration: args.lease_duration.get(),
+            renew_deadline: args.renew_deadline.get(),
+            retry_period: args.retry_period.get(),
+        };
+        info!(lease = %format!("{}/{}", settings.namespace, settings.name), identity = settings.identity, "standing by for the leader lease");
+        tokio::spawn(Elector::new(client.clone(), settings).run(leading_tx, shutdown.clone()));
+    }
+    let mut stopping = shutdown.clone();
+    tokio::select! {
+        _ = leading.wait_for(|l| *l) => {}
+        _ = stopping.wait_for(|s| *s) => return Ok(()),
+    }
+    telemetry.set_leading(true);
+
+    // Reconcile until the lease is lost or a signal comes.
+    let (stop_tx, stop) = watch::channel(false);
+    let lost = {
+        let mut leading = leading.clone();
+        let mut shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let lost = tokio::select! {
+                _ = leading.wait_for(|l| !*l) => true,
+                _ = shutdown.wait_for(|s| *s) => false,
+            };
+            let _ = stop_tx.send(true);
+            lost
+        })
+    };
+    let handlers = thesa_core::validate::known_handlers(args.handlers.iter().cloned());
+    let mut stores = Vec::new();
+    let mut controllers = Vec::new();
+    for ns in &namespaces {
+        let (future, store) =
+            controller(&client, ns.as_deref(), &handlers, &telemetry, stop.clone());
+        stores.push(store);
+        controllers.push(future);
+    }
+    let synced = telemetry.clone();
+    tokio::spawn(async move {
+        for store in stores {
+            if store.wait_until_ready().await.is_err() {
+                return;
+            }
+        }
+        synced.set_synced();
+        info!("caches synced");
+    });
+    futures::future::join_all(controllers).await;
+    telemetry.set_leading(false);
+    if lost.await.unwrap_or(false) {
+        return Err("lost the leader lease; exiting so that a standby takes over".into());
+    }
+    info!("thesa-operator stopped");
+    Ok(())
+}
+
+/// SIGTERM or SIGINT.
+async fn wait_for_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+}
+
+/// The controller of one namespace (or of all), stopping when `stop`
+/// turns true; and its ThesaDeployment cache.
+fn controller(
+    client: &Client,
+    ns: Option<&str>,
+    handlers: &BTreeSet<String>,
+    telemetry: &Arc<Telemetry>,
+    mut stop: watch::Receiver<bool>,
+) -> (
+    impl std::future::Future<Output = ()> + use<>,
+    Store<ThesaDeployment>,
+) {
     let owned =
         watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGER}"));
-
     let (definitions, writer) = reflector::store();
     let definition_events = reflect(
         writer,
         watcher(
-            scoped::<ThesaDefinition>(&client, ns),
+            scoped::<ThesaDefinition>(client, ns),
             watcher::Config::default(),
         ),
     )
     .default_backoff()
     .touched_objects();
-    let context = Arc::new(Context::new(
-        client.clone(),
-        definitions,
-        thesa_core::validate::known_handlers(args.handlers.iter().cloned()),
-    ));
+    let mut context = Context::new(client.clone(), definitions, handlers.clone());
+    context.telemetry = telemetry.clone();
+    let context = Arc::new(context);
 
     let controller = Controller::new(
-        scoped::<ThesaDeployment>(&client, ns),
+        scoped::<ThesaDeployment>(client, ns),
         watcher::Config::default(),
     );
     let deployments = controller.store();
     let by_definition = deployments.clone();
     let by_config_map = deployments.clone();
-    let by_secret = deployments;
-    controller
-        .owns(scoped::<ConfigMap>(&client, ns), owned.clone())
-        .owns(scoped::<Deployment>(&client, ns), owned.clone())
-        .owns(scoped::<Service>(&client, ns), owned.clone())
-        .owns(scoped::<ServiceAccount>(&client, ns), owned.clone())
-        .owns(
-            scoped::<HorizontalPodAutoscaler>(&client, ns),
-            owned.clone(),
-        )
-        .owns(scoped::<PodDisruptionBudget>(&client, ns), owned)
+    let by_secret = deployments.clone();
+    let future = controller
+        .owns(scoped::<ConfigMap>(client, ns), owned.clone())
+        .owns(scoped::<Deployment>(client, ns), owned.clone())
+        .owns(scoped::<Service>(client, ns), owned.clone())
+        .owns(scoped::<ServiceAccount>(client, ns), owned.clone())
+        .owns(scoped::<HorizontalPodAutoscaler>(client, ns), owned.clone())
+        .owns(scoped::<PodDisruptionBudget>(client, ns), owned)
         .watches_stream(definition_events, move |tdef| {
             selecting(&by_definition.state(), &tdef)
         })
         .watches_stream(
             watcher(
-                scoped::<PartialObjectMeta<ConfigMap>>(&client, ns),
+                scoped::<PartialObjectMeta<ConfigMap>>(client, ns),
                 watcher::Config::default(),
             )
             .default_backoff()
@@ -198,23 +365,23 @@ async fn run(args: RunArgs) -> Result<(), kube::Error> {
         )
         .watches_stream(
             watcher(
-                scoped::<PartialObjectMeta<Secret>>(&client, ns),
+                scoped::<PartialObjectMeta<Secret>>(client, ns),
                 watcher::Config::default(),
             )
             .default_backoff()
             .touched_objects(),
             move |secret| referencing(&by_secret.state(), &secret, References::Secret),
         )
-        .shutdown_on_signal()
+        .graceful_shutdown_on(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
         .run(reconcile, error_policy, context)
         .for_each(|result| async move {
             if let Err(err) = result {
                 warn!(error = %err, "reconcile failed");
             }
-        })
-        .await;
-    info!("thesa-operator stopped");
-    Ok(())
+        });
+    (future, deployments)
 }
 
 /// An API over `K` in the watched namespace, or in all of them.
@@ -309,9 +476,12 @@ pub async fn reconcile(tdep: Arc<ThesaDeployment>, ctx: Arc<Context>) -> Result<
         // Owner references let the garbage collector remove the children.
         return Ok(Action::await_change());
     }
+    // Every log line of the reconcile carries the object's name.
     let span = tracing::info_span!("reconcile", thesadeployment = %name);
-    let _guard = span.enter();
-    let result = reconcile_inner(&tdep, &ctx).await;
+    let started = std::time::Instant::now();
+    let result = reconcile_inner(&tdep, &ctx).instrument(span).await;
+    ctx.telemetry
+        .reconciled(result.is_ok(), started.elapsed().as_secs_f64());
     if result.is_ok() {
         let mut map = ctx.failures.lock().unwrap_or_else(|e| e.into_inner());
         map.remove(&name);
@@ -338,6 +508,11 @@ async fn reconcile_inner(tdep: &ThesaDeployment, ctx: &Context) -> Result<Action
         Plan::Ready { outcome, children } => {
             counts.accepted = count(&outcome.verdicts, true);
             counts.rejected = count(&outcome.verdicts, false);
+            ctx.telemetry.definitions(
+                &plan::full_name(tdep),
+                i64::from(counts.accepted),
+                i64::from(counts.rejected),
+            );
             counts.checksum = Some(format!("sha256:{}", outcome.set_checksum));
             if !tdep.spec.paused {
                 if let Err(err) = apply(ctx, &namespace, &children).await {
@@ -1015,4 +1190,36 @@ pub fn rollout_checksum(deployment: &Deployment) -> Option<&str> {
         .as_ref()?
         .get(CHECKSUM_ANNOTATION)
         .map(String::as_str)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::RunArgs;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    #[test]
+    fn namespaces_and_lease_settings_parse() {
+        let cli = Cli::parse_from(["thesa-operator", "--namespace", "team-a,team-b"]);
+        assert_eq!(cli.run.namespaces, ["team-a", "team-b"]);
+        assert!(cli.run.leader_elect, "leader election is on by default");
+        assert_eq!(cli.run.lease_duration.get().as_secs(), 15);
+        assert_eq!(cli.run.renew_deadline.get().as_secs(), 10);
+        let cli = Cli::parse_from([
+            "thesa-operator",
+            "--leader-elect",
+            "false",
+            "--retry-period",
+            "500ms",
+        ]);
+        assert!(cli.run.namespaces.is_empty(), "all namespaces");
+        assert!(!cli.run.leader_elect);
+        assert_eq!(cli.run.retry_period.get().as_millis(), 500);
+    }
 }

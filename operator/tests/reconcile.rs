@@ -18,6 +18,7 @@ use kube_fake_client::ClientBuilder;
 use serde_json::{Value, json};
 use thesa_operator::controller::{self, Context};
 use thesa_operator::crd::{ThesaDefinition, ThesaDeployment};
+use thesa_operator::telemetry::{self, Telemetry};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -78,6 +79,14 @@ async fn samples() -> Client {
 /// One reconcile of the `thesa` ThesaDeployment, with the definitions
 /// cache filled from the API as the watch would.
 async fn reconcile(client: &Client) -> Result<(), controller::Error> {
+    reconcile_with(client, Arc::default()).await
+}
+
+/// `reconcile`, recording into `telemetry`.
+async fn reconcile_with(
+    client: &Client,
+    telemetry: Arc<Telemetry>,
+) -> Result<(), controller::Error> {
     let definitions: Api<ThesaDefinition> = Api::all(client.clone());
     let (store, mut writer) = reflector::store();
     writer.apply_watcher_event(&watcher::Event::Init);
@@ -89,7 +98,9 @@ async fn reconcile(client: &Client) -> Result<(), controller::Error> {
         writer.apply_watcher_event(&watcher::Event::InitApply(definition));
     }
     writer.apply_watcher_event(&watcher::Event::InitDone);
-    let ctx = Arc::new(Context::new(client.clone(), store, BTreeSet::new()));
+    let mut ctx = Context::new(client.clone(), store, BTreeSet::new());
+    ctx.telemetry = telemetry;
+    let ctx = Arc::new(ctx);
     let tdep = Api::<ThesaDeployment>::namespaced(client.clone(), NS)
         .get("thesa")
         .await
@@ -553,5 +564,60 @@ async fn reconcile_is_idempotent() -> TestResult {
     );
     let deployment_after: Deployment = get(&client, "thesa").await;
     assert_eq!(deployment_before.spec, deployment_after.spec);
+    Ok(())
+}
+
+async fn get_text(url: &str) -> (u16, String) {
+    let response = reqwest::get(url).await.expect("request");
+    (
+        response.status().as_u16(),
+        response.text().await.unwrap_or_default(),
+    )
+}
+
+#[tokio::test]
+async fn metrics_and_probes_are_served_over_http() -> TestResult {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let telemetry = Arc::new(Telemetry::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let router = telemetry::router(telemetry.clone());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    assert_eq!(get_text(&format!("{base}/healthz")).await.0, 200);
+    assert_eq!(
+        get_text(&format!("{base}/readyz")).await.0,
+        200,
+        "a standby is ready"
+    );
+    telemetry.set_leading(true);
+    assert_eq!(
+        get_text(&format!("{base}/readyz")).await.0,
+        503,
+        "a leader before its caches sync"
+    );
+    telemetry.set_synced();
+    assert_eq!(get_text(&format!("{base}/readyz")).await.0, 200);
+
+    let mut definitions = ["orders", "inventory", "customers"]
+        .map(sample_definition)
+        .to_vec();
+    definitions.push(manifest("samples/invalid/reports.yaml"));
+    let client = client_with(sample_deployment(), definitions).await;
+    reconcile_with(&client, telemetry.clone()).await?;
+    let (status, text) = get_text(&format!("{base}/metrics")).await;
+    assert_eq!(status, 200);
+    for line in [
+        "thesa_operator_reconcile_total{kind=\"ThesaDeployment\",result=\"success\"} 1",
+        "thesa_operator_definitions{state=\"accepted\"} 3",
+        "thesa_operator_definitions{state=\"rejected\"} 1",
+        "thesa_operator_leader 1",
+        "thesa_operator_reconcile_duration_seconds_count{kind=\"ThesaDeployment\"} 1",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "{line} missing from:\n{text}"
+        );
+    }
     Ok(())
 }
