@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help build run test manifests e2e crds render lint fmt bench bench-bff bench-backend bench-workflow clean
+.PHONY: help build run test manifests e2e crds render lint fmt bench bench-bff bench-backend bench-workflow images clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -66,6 +66,11 @@ bench-backend: ## What the BFF adds to backend calls, against direct calls, 127.
 
 bench-workflow: ## Workflow events/s and p99 with 2 BFFs on a throwaway PostgreSQL, 127.0.0.1 only (see BENCHMARKS.md)
 	bash scripts/bench-workflow.sh
+
+images: ## Build the thesa-bff and thesa-operator images (needs docker; version and commit baked in)
+	@command -v docker >/dev/null || { echo "images: docker is not installed here; the Dockerfiles are Dockerfile.bff and Dockerfile.operator"; exit 1; }
+	docker build -f Dockerfile.bff --build-arg VERSION=$$(cargo pkgid -p thesa-bff | sed 's/.*[#@]//') --build-arg COMMIT=$$(git rev-parse --short=12 HEAD) -t thesa-bff .
+	docker build -f Dockerfile.operator -t thesa-operator .
 
 clean: ## Remove build output
 	$(CARGO) clean

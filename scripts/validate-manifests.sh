@@ -8,11 +8,11 @@ cd "$(dirname "$0")/.."
 
 KUBE_VERSION="${KUBE_VERSION:-1.32.0}"
 VENV=target/py
-if [ ! -x "$VENV/bin/kubernetes-validate" ]; then
-    echo "validate-manifests: installing kubernetes-validate into $VENV"
+if [ ! -x "$VENV/bin/kubernetes-validate" ] || ! "$VENV/bin/python" -c 'import helm_python' 2>/dev/null; then
+    echo "validate-manifests: installing kubernetes-validate and helm-python-sdk into $VENV"
     python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check 'kubernetes-validate==1.*' pyyaml jsonschema || {
-        echo "validate-manifests: cannot install kubernetes-validate from PyPI; manifests NOT validated" >&2
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check 'kubernetes-validate==1.*' pyyaml jsonschema helm-python-sdk || {
+        echo "validate-manifests: cannot install kubernetes-validate / helm-python-sdk from PyPI; manifests NOT validated" >&2
         exit 1
     }
 fi
@@ -73,4 +73,8 @@ if failed:
     sys.exit(1)
 print(f"validate-manifests: {count} sample custom resources match the CRD schemas")
 PY
-echo "validate-manifests: rendered manifests and CRDs are valid for Kubernetes $KUBE_VERSION"
+# The Helm chart: rendered under several value sets (Helm v4's engine via
+# helm-python-sdk), linted, schema/CRD/RBAC checks, then the Kubernetes schemas.
+"$VENV/bin/python" scripts/validate-chart.py "$out"
+"$VENV/bin/kubernetes-validate" --strict -k "$KUBE_VERSION" "$out"/chart-*.yaml >/dev/null
+echo "validate-manifests: rendered manifests, CRDs and the chart are valid for Kubernetes $KUBE_VERSION"
