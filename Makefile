@@ -42,7 +42,8 @@ e2e: ## End-to-end: the no-cluster pipeline (operator on the fake API → projec
 	bash e2e/run.sh
 
 crds: ## Regenerate crds/ from the Rust types
-	$(CARGO) run --locked -q -p thesa-operator -- crds --dir crds
+	$(CARGO) run --locked -q -p thesa-operator -- crds --dir crds --reference docs/crd-reference.md
+	cp crds/*.yaml charts/thesa-operator/crds/
 
 render: ## Print what the operator would apply for the samples
 	$(CARGO) run --locked -q -p thesa-operator -- render -f samples/thesadeployment.yaml samples/definitions --specs specs

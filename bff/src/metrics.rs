@@ -283,3 +283,77 @@ impl Metrics {
         text
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `thesa_*` metric families a text names (sample suffixes removed).
+    pub fn families(text: &str) -> std::collections::BTreeSet<String> {
+        regex::Regex::new(r"thesa_[a-z0-9_]+")
+            .unwrap()
+            .find_iter(text)
+            .map(|m| {
+                let name = m.as_str();
+                ["_bucket", "_count", "_sum", "_total"]
+                    .iter()
+                    .find_map(|s| name.strip_suffix(s))
+                    .unwrap_or(name)
+                    .to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_dashboard_queries_only_metrics_the_bff_exports() {
+        let dashboard = include_str!("../../docs/grafana/thesa-bff.json");
+        // Families without samples are not exposed: give each one.
+        let m = Metrics::new("v", "c");
+        let route = "/ui/x".to_string();
+        m.http_requests
+            .get_or_create(&ResponseLabels {
+                method: "GET",
+                path_pattern: route.clone(),
+                status: 200,
+            })
+            .inc();
+        m.http_duration
+            .get_or_create(&RouteLabels {
+                method: "GET",
+                path_pattern: route,
+            })
+            .observe(0.1);
+        m.reload(true);
+        m.auth_rejections
+            .get_or_create(&ReasonLabel { reason: "expired" })
+            .inc();
+        let service = ServiceLabel {
+            service_id: "s".into(),
+        };
+        m.backend_duration.get_or_create(&service).observe(0.1);
+        m.backend_retries.get_or_create(&service).inc();
+        m.breaker_state.get_or_create(&service).set(0);
+        let workflow = WorkflowLabel {
+            workflow_id: "w".into(),
+        };
+        m.workflow_started.get_or_create(&workflow).inc();
+        m.workflow_completed.get_or_create(&workflow).inc();
+        m.workflow_timed_out.get_or_create(&workflow).inc();
+        m.workflow_active.get_or_create(&workflow).set(1);
+        m.workflow_step_duration
+            .get_or_create(&StepLabel {
+                workflow_id: "w".into(),
+                step: "s".into(),
+            })
+            .observe(1.0);
+        let exported = families(&m.encode());
+        let missing: Vec<String> = families(dashboard)
+            .into_iter()
+            .filter(|m| !m.starts_with("thesa_operator_") && !exported.contains(m))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "the dashboard queries unknown metrics: {missing:?}"
+        );
+    }
+}

@@ -31,6 +31,10 @@ enum Command {
         /// Write one file per CRD into this directory instead of printing.
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
+        /// Also write the CRD reference (Markdown, every field with its
+        /// documentation) to FILE.
+        #[arg(long, value_name = "FILE")]
+        reference: Option<PathBuf>,
     },
     /// Print every object the controller would apply for the
     /// ThesaDeployments in the given manifests, offline.
@@ -61,7 +65,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => thesa_operator::controller::main(args),
-        Command::Crds { dir } => {
+        Command::Crds { dir, reference } => {
+            if let Some(path) = &reference
+                && let Err(err) = std::fs::write(path, manifest::reference())
+            {
+                return fail(&format!("writing {}: {err}", path.display()));
+            }
             let mut text = String::new();
             for (file, crd) in manifest::crds() {
                 let yaml = match manifest::to_yaml(&crd) {

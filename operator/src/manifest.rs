@@ -119,3 +119,98 @@ pub fn to_yaml<T: Serialize>(value: &T) -> Result<String, serde_saphyr::ser_erro
 pub fn to_yaml_body(value: &Value) -> String {
     serde_saphyr::to_string(value).unwrap_or_else(|_| value.to_string())
 }
+
+/// The CRD reference (`docs/crd-reference.md`): for each CRD its names and
+/// printer columns, then every field with its type and its documentation
+/// (the doc comments of the Rust types, as `kubectl explain` shows them).
+pub fn reference() -> String {
+    let mut out = String::from(
+        "# CRD reference\n\nGenerated from the Rust types by `thesa-operator crds --dir crds \
+         --reference docs/crd-reference.md` (`make crds`); a test keeps it current. \
+         `kubectl explain` shows the same text.\n",
+    );
+    for (_, crd) in crds() {
+        let spec = &crd.spec;
+        let names = &spec.names;
+        out.push_str(&format!("\n## {}\n\n", names.kind));
+        out.push_str(&format!(
+            "`{}/{}`, {}; plural `{}`, short names {}.\n",
+            spec.group,
+            spec.versions
+                .first()
+                .map(|v| v.name.as_str())
+                .unwrap_or_default(),
+            if spec.scope == "Namespaced" {
+                "namespaced"
+            } else {
+                "cluster-scoped"
+            },
+            names.plural,
+            names
+                .short_names
+                .iter()
+                .flatten()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        let Some(version) = spec.versions.first() else {
+            continue;
+        };
+        let columns: Vec<String> = version
+            .additional_printer_columns
+            .iter()
+            .flatten()
+            .map(|c| format!("{} (`{}`)", c.name, c.json_path))
+            .collect();
+        if !columns.is_empty() {
+            out.push_str(&format!("Printer columns: {}.\n", columns.join(", ")));
+        }
+        out.push_str("\n| field | type | description |\n| --- | --- | --- |\n");
+        let schema = version
+            .schema
+            .as_ref()
+            .and_then(|s| s.open_api_v3_schema.as_ref())
+            .and_then(|s| serde_json::to_value(s).ok())
+            .unwrap_or(Value::Null);
+        for key in ["spec", "status"] {
+            if let Some(field) = schema["properties"].get(key) {
+                fields(key, field, &mut out);
+            }
+        }
+    }
+    out
+}
+
+fn fields(path: &str, schema: &Value, out: &mut String) {
+    let kind = match schema["type"].as_str() {
+        Some("array") => format!("[]{}", schema["items"]["type"].as_str().unwrap_or("object")),
+        Some(t) => t.to_string(),
+        None if schema["x-kubernetes-int-or-string"] == Value::Bool(true) => "int-or-string".into(),
+        None => "any".into(),
+    };
+    let description = schema["description"]
+        .as_str()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace('|', "\\|");
+    out.push_str(&format!("| `{path}` | {kind} | {description} |\n"));
+    let (children, prefix) = match schema["type"].as_str() {
+        Some("array") => (&schema["items"]["properties"], format!("{path}[]")),
+        _ => (&schema["properties"], path.to_string()),
+    };
+    if let Some(children) = children.as_object() {
+        for (name, child) in children {
+            fields(&format!("{prefix}.{name}"), child, out);
+        }
+    }
+    if let Some(values) = schema["additionalProperties"].as_object() {
+        fields(
+            &format!("{prefix}.<key>"),
+            &Value::Object(values.clone()),
+            out,
+        );
+    }
+}

@@ -33,6 +33,33 @@ fn crds_directory_matches_the_generator() {
     );
 }
 
+#[test]
+fn the_crd_reference_is_current_and_documents_every_field() {
+    let path = crds_dir().join("../docs/crd-reference.md");
+    let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+    let generated = manifest::reference();
+    assert!(
+        generated == on_disk,
+        "docs/crd-reference.md is out of date: run `make crds`"
+    );
+    assert!(generated.contains("## ThesaDefinition") && generated.contains("## ThesaDeployment"));
+    for field in [
+        "| `spec.domain` | string |",
+        "| `spec.definitions.hotReload` | boolean |",
+        "| `status.conditions` | []object |",
+    ] {
+        assert!(generated.contains(field), "{field} missing");
+    }
+    let undocumented: Vec<&str> = generated
+        .lines()
+        .filter(|l| l.starts_with("| `") && l.ends_with("|  |"))
+        .collect();
+    assert!(
+        undocumented.len() * 10 < generated.lines().count(),
+        "most fields need a doc comment; undocumented: {undocumented:#?}"
+    );
+}
+
 /// The rules of a structural schema that derived schemas can break.
 fn structural_problems(schema: &Value, path: &str, problems: &mut Vec<String>) {
     let Some(node) = schema.as_object() else {

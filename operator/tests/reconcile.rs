@@ -621,3 +621,26 @@ async fn metrics_and_probes_are_served_over_http() -> TestResult {
     }
     Ok(())
 }
+
+#[test]
+fn the_dashboard_queries_only_operator_metrics_that_exist() {
+    let dashboard = repo_file("docs/grafana/thesa-bff.json");
+    // Families without samples are not exposed: give each one.
+    let telemetry = Telemetry::default();
+    telemetry.reconciled(true, 0.1);
+    telemetry.definitions("ns/thesa", 1, 0);
+    telemetry.set_leading(true);
+    let exported = telemetry.encode();
+    for name in [
+        "thesa_operator_reconcile_total",
+        "thesa_operator_definitions",
+        "thesa_operator_leader",
+    ] {
+        assert!(dashboard.contains(name), "the dashboard shows {name}");
+        let family = name.trim_end_matches("_total");
+        assert!(
+            exported.contains(&format!("# TYPE {family} ")),
+            "{family} is not exported"
+        );
+    }
+}
