@@ -24,6 +24,15 @@ type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 const NS: &str = "default";
 
+/// The definitions ConfigMap of the three samples: a file per domain and
+/// their checksum manifest.
+const SERVED_KEYS: [&str; 4] = [
+    "customers.yaml",
+    "inventory.yaml",
+    "orders.yaml",
+    "thesa-checksums.sha256",
+];
+
 fn repo_file(path: &str) -> String {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     std::fs::read_to_string(root.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
@@ -185,15 +194,7 @@ async fn creates_the_children_with_the_expected_fields() -> TestResult {
         ]
     );
     let keys: Vec<String> = definitions_data(&client).await.into_keys().collect();
-    assert_eq!(
-        keys,
-        [
-            "customers.yaml",
-            "inventory.yaml",
-            "orders.yaml",
-            "thesa-checksums.sha256"
-        ]
-    );
+    assert_eq!(keys, SERVED_KEYS);
 
     let sa: ServiceAccount = get(&client, "thesa").await;
     assert_eq!(sa.automount_service_account_token, Some(false));
@@ -368,15 +369,7 @@ async fn a_new_invalid_definition_is_left_out() -> TestResult {
     assert!(message.contains("left out"), "{message}");
     let data = definitions_data(&client).await;
     let keys: Vec<&String> = data.keys().collect();
-    assert_eq!(
-        keys,
-        [
-            "customers.yaml",
-            "inventory.yaml",
-            "orders.yaml",
-            "thesa-checksums.sha256"
-        ]
-    );
+    assert_eq!(keys, SERVED_KEYS);
     // The checksum manifest lists what is served, not the rejected one.
     let manifest = thesa_core::checksum::Manifest::parse(&data["thesa-checksums.sha256"])?;
     let domains: Vec<&String> = manifest.checksums.keys().collect();
@@ -439,15 +432,7 @@ async fn a_hand_added_definition_key_is_removed() -> TestResult {
     .await?;
     reconcile(&client).await?;
     let keys: Vec<String> = definitions_data(&client).await.into_keys().collect();
-    assert_eq!(
-        keys,
-        [
-            "customers.yaml",
-            "inventory.yaml",
-            "orders.yaml",
-            "thesa-checksums.sha256"
-        ]
-    );
+    assert_eq!(keys, SERVED_KEYS);
     Ok(())
 }
 
