@@ -547,6 +547,11 @@ async fn definitions_flow_from_custom_resources_to_a_serving_bff() {
 
     let bff = start_bff(&client, &pod, &deployment).await;
     let config = pod.local("/config").join("config.yaml");
+    let config_text = std::fs::read_to_string(&config).unwrap();
+    assert!(
+        config_text.contains("strict_checksums: true"),
+        "the sample serves only checksummed definitions"
+    );
     let (clerk, lead) = (
         token(&config, "alice", "order_clerk"),
         token(&config, "sam", "support_lead"),
