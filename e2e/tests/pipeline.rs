@@ -567,7 +567,7 @@ async fn definitions_flow_from_custom_resources_to_a_serving_bff() {
         "{ready}"
     );
     stage(
-        "thesa-bff started with the Deployment's args and env (PostgreSQL and Redis from the Secrets) and is ready",
+        "thesa-bff started with the Deployment's args and env (PostgreSQL and Redis from the Secrets, strict checksums against the operator's manifest) and is ready",
     );
 
     let (status, navigation, _) = call(
