@@ -173,6 +173,8 @@ impl NotifyWebhook {
             .send()
             .await
             .map_err(|err| {
+                // The URL carries the webhook's token: never in a message.
+                let err = err.without_url();
                 if err.is_timeout() {
                     InvokeError::Timeout {
                         service: service(),

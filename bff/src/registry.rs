@@ -3,7 +3,7 @@
 //! modified; hot reload builds a new one and swaps it in whole.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use thesa_core::checksum::Manifest;
 use thesa_core::checksum::{self, Checksum};
@@ -213,8 +213,6 @@ fn check_manifest(
     loaded: &[LoadedDefinition],
     findings: &mut Vec<Finding>,
 ) {
-    let mut manifest = Manifest::default();
-    let mut found = Vec::new();
     let mut problem = |source: String, code: Code, path: &str, message: String| {
         findings.push(Finding {
             code,
@@ -226,42 +224,60 @@ fn check_manifest(
             message,
         });
     };
+    // Each directory's manifest vouches for the definitions under it only.
+    let mut manifests: Vec<(&PathBuf, Option<Manifest>)> = Vec::new();
     for directory in directories {
         let path = directory.join(checksum::MANIFEST_FILE);
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            continue;
+        let manifest = match std::fs::read_to_string(&path) {
+            Ok(text) => match Manifest::parse(&text) {
+                Ok(manifest) => Some(manifest),
+                Err(err) => {
+                    problem(
+                        path.display().to_string(),
+                        Code::ChecksumManifestInvalid,
+                        "",
+                        err,
+                    );
+                    None
+                }
+            },
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                problem(
+                    directory.display().to_string(),
+                    Code::ChecksumManifestInvalid,
+                    "",
+                    format!(
+                        "definitions.strict_checksums is on but {} is missing from this \
+                         definitions directory (write it in CI with `thesa-bff validate \
+                         --write-checksums`)",
+                        checksum::MANIFEST_FILE
+                    ),
+                );
+                None
+            }
+            Err(err) => {
+                problem(
+                    path.display().to_string(),
+                    Code::ChecksumManifestInvalid,
+                    "",
+                    err.to_string(),
+                );
+                None
+            }
         };
-        match Manifest::parse(&text) {
-            Ok(part) => manifest.checksums.extend(part.checksums),
-            Err(err) => problem(
-                path.display().to_string(),
-                Code::ChecksumManifestInvalid,
-                "",
-                err,
-            ),
-        }
-        found.push(path);
-    }
-    if found.is_empty() {
-        let names: Vec<String> = directories
-            .iter()
-            .map(|d| d.display().to_string())
-            .collect();
-        problem(
-            names.join(", "),
-            Code::ChecksumManifestInvalid,
-            "",
-            format!(
-                "definitions.strict_checksums is on but no {} is in the definitions directories \
-                 (write it in CI with `thesa-bff checksum`)",
-                checksum::MANIFEST_FILE
-            ),
-        );
-        return;
+        manifests.push((directory, manifest));
     }
     for l in loaded {
         let Some(definition) = &l.definition else {
             continue;
+        };
+        // The directory the file was found under (the longest match).
+        let home = manifests
+            .iter()
+            .filter(|(dir, _)| Path::new(&l.source).starts_with(dir))
+            .max_by_key(|(dir, _)| dir.as_os_str().len());
+        let Some((_, Some(manifest))) = home else {
+            continue; // reported above (or a file given directly)
         };
         let actual = checksum::definition_checksum(definition);
         let domain = &definition.domain;
@@ -271,7 +287,7 @@ fn check_manifest(
                 "checksum sha256:{actual} differs from the manifest's sha256:{expected} for \
                  domain {domain:?}: the definition was changed outside the CI pipeline"
             ),
-            None => format!("domain {domain:?} is not in the checksum manifest"),
+            None => format!("domain {domain:?} is not in its directory's checksum manifest"),
         };
         problem(l.source.clone(), Code::ChecksumMismatch, "domain", message);
     }

@@ -77,6 +77,25 @@ fn enabled(state: &AppState) -> Result<(), ApiError> {
     ))
 }
 
+/// PostgreSQL's `jsonb` cannot hold U+0000: refused as bad input rather
+/// than failing in the store.
+fn no_nul(input: &Map<String, Value>) -> Result<(), ApiError> {
+    fn has_nul(value: &Value) -> bool {
+        match value {
+            Value::String(s) => s.contains('\0'),
+            Value::Array(items) => items.iter().any(has_nul),
+            Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+            _ => false,
+        }
+    }
+    if input.iter().any(|(k, v)| k.contains('\0') || has_nul(v)) {
+        return Err(bad_request(
+            "the input must not contain the character U+0000",
+        ));
+    }
+    Ok(())
+}
+
 /// The caller's partition as stored (empty when there is none).
 fn partition(caller: &Caller) -> &str {
     caller.partition.as_deref().unwrap_or_default()
@@ -126,6 +145,7 @@ pub async fn start(
     enabled(&state)?;
     let id = routes::id(path)?;
     let request: StartRequest = body(&bytes, "{\"input\": {...}}")?;
+    no_nul(&request.input)?;
     let registry = state.registry.load_full();
     let workflow =
         visible(&registry, &caller, &id).ok_or_else(|| ApiError::not_found("workflow", &id))?;
@@ -202,6 +222,7 @@ pub async fn event(
     enabled(&state)?;
     let id = routes::id(path)?;
     let request: EventRequest = body(&bytes, "{\"event\": \"...\", \"input\": {...}}")?;
+    no_nul(&request.input)?;
     let registry = state.registry.load_full();
     let (workflow, instance) = load(&state, &registry, &caller, &id).await?;
     let workflow = workflow.ok_or_else(|| {

@@ -258,7 +258,12 @@ fn assignee(step: &Step, state: &Map<String, Value>) -> Option<String> {
         "dynamic" => {
             let path = a.value.trim();
             let path = path.strip_prefix("workflow.").unwrap_or(path);
-            get_in(state, path).map(|v| format!("user:{}", text(v)))
+            // Unresolved: nobody may act (not anybody).
+            Some(
+                get_in(state, path)
+                    .map(|v| format!("user:{}", text(v)))
+                    .unwrap_or_else(|| format!("unresolved:{path}")),
+            )
         }
         kind => Some(format!("{kind}:{}", a.value)),
     }
@@ -292,7 +297,8 @@ pub fn fire_timeout(
             .filter(|id| step(workflow, id).is_some())
             .map(String::from)
     };
-    let target = if instance.due_at.is_some_and(|d| d <= now) {
+    let workflow_deadline = instance.due_at.is_some_and(|d| d <= now);
+    let target = if workflow_deadline {
         is_step(&workflow.on_timeout)
     } else if instance.step_due_at.is_some_and(|d| d <= now) {
         let current = step(workflow, &instance.step);
@@ -303,10 +309,15 @@ pub fn fire_timeout(
     } else {
         return None;
     };
-    Some(match target {
+    let (mut next, entry) = match target {
         Some(to) => transition(workflow, instance, &to, "timeout", SYSTEM, now),
         None => end(instance, Status::TimedOut, "timeout", SYSTEM, now),
-    })
+    };
+    if workflow_deadline {
+        // The workflow's own deadline fires once.
+        next.due_at = None;
+    }
+    Some((next, entry))
 }
 
 /// Events that end an automatic step, by outcome, in order of preference.
@@ -385,6 +396,11 @@ mod tests {
         assert_eq!(i.next_due(), Some(at(60)));
         assert_eq!((entry.seq, entry.event.as_str()), (1, "start"));
         assert!(is_assignee(i.assignee.as_deref(), "bob", &[]));
+        let (nobody, _) = start(&w, "t", "", "alice", Map::new(), at(0));
+        assert!(
+            !is_assignee(nobody.assignee.as_deref(), "alice", &[]),
+            "an unresolved dynamic assignee lets nobody act"
+        );
         assert!(!is_assignee(
             i.assignee.as_deref(),
             "alice",
@@ -413,6 +429,17 @@ mod tests {
 
         let (whole, _) = fire_timeout(&w, &book, at(3600)).unwrap();
         assert_eq!(whole.step, "expired", "the workflow's on_timeout");
+        let mut w3 = w.clone();
+        w3.on_timeout = Some("review".into());
+        let (escalated, _) = fire_timeout(&w3, &book, at(3600)).unwrap();
+        assert_eq!(
+            (escalated.step.as_str(), escalated.due_at),
+            ("review", None)
+        );
+        assert!(
+            fire_timeout(&w3, &escalated, at(3601)).is_none(),
+            "the workflow deadline fires once"
+        );
 
         let mut w2 = w.clone();
         w2.on_timeout = None;

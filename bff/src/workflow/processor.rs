@@ -86,9 +86,7 @@ pub async fn tick(state: &AppState) -> usize {
                     partition: Some(instance.partition.clone()).filter(|p| !p.is_empty()),
                 },
             };
-            if let Err(err) = run::advance(state, workflow, instance, &actor).await {
-                tracing::warn!(error = %err.message, "workflow step after a timeout failed");
-            }
+            run::advance(state, workflow, instance, &actor).await;
         }
         if !full_batch {
             break;

@@ -114,18 +114,43 @@ pub async fn start(
     if instance.status == Status::Completed {
         state.metrics.workflow_completed.get_or_create(&label).inc();
     }
-    advance(state, workflow, instance, actor).await
+    Ok(advance(state, workflow, instance, actor).await)
 }
 
+/// Most automatic steps one `advance` runs: a loop of automatic steps
+/// (a retry transition back to itself) ends the instance as `failed`.
+const MAX_AUTOMATIC_STEPS: usize = 50;
+
 /// Runs automatic steps from where `instance` is until it waits for a
-/// person or ends.
+/// person or ends. What was stored stays stored: a store failure or a
+/// conflict stops the run (logged) and the instance as last stored is
+/// returned, so a caller never retries a change that happened.
 pub async fn advance(
     state: &AppState,
     workflow: &Workflow,
     mut instance: Instance,
     actor: &Actor<'_>,
-) -> Result<Instance, ApiError> {
+) -> Instance {
+    let mut steps = 0;
     while instance.status == Status::Active {
+        if steps == MAX_AUTOMATIC_STEPS {
+            let now = OffsetDateTime::now_utc();
+            let change = end(
+                &instance,
+                Status::Failed,
+                "too_many_automatic_steps",
+                super::SYSTEM,
+                now,
+            );
+            match apply(state, &instance, change).await {
+                Ok(ended) => instance = ended,
+                Err(err) => {
+                    tracing::warn!(error = %err.message, "workflow: could not end a looping instance")
+                }
+            }
+            break;
+        }
+        steps += 1;
         let Some(step) = super::step(workflow, &instance.step) else {
             break;
         };
@@ -167,9 +192,19 @@ pub async fn advance(
             ),
             None => end(&current, Status::Failed, "failed", super::SYSTEM, now),
         };
-        instance = apply(state, &instance, change).await?;
+        match apply(state, &instance, change).await {
+            Ok(next) => instance = next,
+            Err(err) => {
+                tracing::warn!(
+                    instance = %instance.id,
+                    error = %err.message,
+                    "workflow: an automatic step's result could not be stored; it stays where it is"
+                );
+                break;
+            }
+        }
     }
-    Ok(instance)
+    instance
 }
 
 /// Calls a system or notification step's operation with the body its
@@ -282,27 +317,39 @@ pub async fn event(
             "this step is for someone else (its capabilities or assignee)",
         ));
     }
+    // `timeout` is the timeout processor's event, never a person's.
     let Some(to) = leaving(workflow, &step.id)
+        .filter(|_| event != "timeout")
         .find(|t| t.event == event && guard_allows(t.guard.as_deref(), caller))
         .map(|t| t.to.clone())
     else {
         return Err(invalid_event(event, &allowed));
     };
-    if let Some(form) = step
+    let form = step
         .form_id
         .as_deref()
-        .and_then(|id| state.registry.load().form(id).map(|(_, f)| f.clone()))
-    {
-        commands::validate(&form, &input)?;
+        .and_then(|id| state.registry.load().form(id).map(|(_, f)| f.clone()));
+    if let Some(form) = &form {
+        commands::validate(form, &input)?;
     }
     let mut current = instance.clone();
     for (key, value) in input {
-        current.state.insert(key, value);
+        // With a form, only its fields enter the state (an actor cannot
+        // set, say, the next step's assignee).
+        let declared = form.as_ref().is_none_or(|f| {
+            f.sections
+                .iter()
+                .flat_map(|s| &s.fields)
+                .any(|field| field.field == key || field.field.starts_with(&format!("{key}.")))
+        });
+        if declared {
+            current.state.insert(key, value);
+        }
     }
     let now = OffsetDateTime::now_utc();
     let change = transition(workflow, &current, &to, event, actor.name(), now);
     let moved = apply(state, &instance, change).await?;
-    advance(state, workflow, moved, actor).await
+    Ok(advance(state, workflow, moved, actor).await)
 }
 
 fn invalid_event(event: &str, allowed: &[String]) -> ApiError {

@@ -136,7 +136,15 @@ async fn an_approval_runs_to_completion_with_its_whole_history() {
         json!(["submitted"])
     );
 
-    let (status, review) = event(&bff, id, &clerk, "submitted", json!({"reason": "damaged"})).await;
+    // Only the form's fields enter the state.
+    let (status, review) = event(
+        &bff,
+        id,
+        &clerk,
+        "submitted",
+        json!({"reason": "damaged", "manager_id": "alice"}),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{review}");
     assert_eq!(review["step"]["id"], "review");
     assert_eq!(review["assignee"], "role:support_lead");
@@ -188,6 +196,7 @@ async fn an_approval_runs_to_completion_with_its_whole_history() {
     .collect();
     assert_eq!(events(&read), expected);
     assert_eq!(read["state"]["reason"], "damaged");
+    assert!(read["state"].get("manager_id").is_none(), "{read}");
     assert_eq!(read["version"], 5);
 
     let (status, list) =
@@ -270,6 +279,21 @@ async fn other_tenants_and_partitions_cannot_read_list_or_act() {
         StatusCode::OK,
         "its own partition (the default, eu)"
     );
+
+    // `timeout` is the processor's event: a person sending it is refused.
+    let (status, body) = event(&bff, &id, &lead(), "timeout", json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "INVALID_EVENT");
+    // U+0000 cannot be stored: bad input, not a store failure.
+    let path = format!("/ui/workflows/{RETURNS}/start");
+    let (status, body) = post(
+        &bff,
+        &path,
+        &token(&["order_clerk"]),
+        json!({"input": {"x": "a\u{0}b"}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 
     // Without the workflow's capabilities the instance does not exist.
     let (status, _) = harness::get_json(&url, &token(&["viewer"])).await;
