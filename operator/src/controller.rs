@@ -40,6 +40,7 @@ use crate::leader::{Elector, LeaseSettings};
 use crate::plan::{self, DefinitionInput, Plan, Snapshot};
 use crate::selector;
 use crate::telemetry::{self, Telemetry};
+use crate::webhook::{self, Webhook};
 
 /// Most findings kept in a ThesaDefinition's status.
 const MAX_STATUS_FINDINGS: usize = 50;
@@ -97,6 +98,21 @@ pub struct RunArgs {
     /// Time between Lease attempts
     #[arg(long, default_value = "2s", value_name = "DURATION")]
     pub retry_period: thesa_core::duration::Duration,
+    /// Serve the validating admission webhook for ThesaDefinitions on this
+    /// address over HTTPS (every replica serves it; off when not given)
+    #[arg(long, env = "THESA_OPERATOR_WEBHOOK_ADDR", value_name = "ADDR")]
+    pub webhook_addr: Option<std::net::SocketAddr>,
+    /// Directory with the webhook's tls.crt and tls.key (the cert-manager
+    /// Secret the chart mounts)
+    #[arg(long, default_value = "/tls", value_name = "DIR")]
+    pub webhook_cert_dir: std::path::PathBuf,
+    /// Most time to judge one admission request
+    #[arg(long, default_value = "5s", value_name = "DURATION")]
+    pub webhook_timeout: thesa_core::duration::Duration,
+    /// Allow a ThesaDefinition when it cannot be judged in time (the
+    /// controller's gate still applies); refuse it otherwise
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub webhook_fail_open: bool,
 }
 
 /// Why a reconcile failed; it is retried with backoff.
@@ -113,7 +129,7 @@ pub enum Error {
 }
 
 impl Error {
-    fn api(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Self {
+    pub(crate) fn api(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Self {
         let action = action.into();
         move |source| Self::Api { action, source }
     }
@@ -217,6 +233,25 @@ async fn run(args: RunArgs) -> Result<(), String> {
         let _ = shutdown_tx.send(true);
     });
 
+    // The webhook answers on every replica, leader or not.
+    let handlers = thesa_core::validate::known_handlers(args.handlers.iter().cloned());
+    if let Some(addr) = args.webhook_addr {
+        let webhook = Arc::new(Webhook {
+            client: client.clone(),
+            handlers: handlers.clone(),
+            timeout: args.webhook_timeout.get(),
+            fail_open: args.webhook_fail_open,
+            namespaces: args.namespaces.clone(),
+        });
+        let dir = args.webhook_cert_dir.clone();
+        info!(%addr, fail_open = args.webhook_fail_open, "serving the admission webhook");
+        tokio::spawn(async move {
+            if let Err(err) = webhook::serve(webhook, addr, &dir).await {
+                tracing::error!(error = %err, "the admission webhook stopped");
+            }
+        });
+    }
+
     // Standby until this replica leads (or is told to stop).
     let (leading_tx, mut leading) = watch::channel(!args.leader_elect);
     if args.leader_elect && args.renew_deadline.get() >= args.lease_duration.get() {
@@ -264,7 +299,6 @@ async fn run(args: RunArgs) -> Result<(), String> {
             lost
         })
     };
-    let handlers = thesa_core::validate::known_handlers(args.handlers.iter().cloned());
     let mut stores = Vec::new();
     let mut controllers = Vec::new();
     for ns in &namespaces {
@@ -563,7 +597,7 @@ fn count(verdicts: &[Verdict], accepted: bool) -> i32 {
 
 /// Reads what the ThesaDeployment refers to. Missing references are
 /// problems of the ThesaDeployment (returned), API failures are errors.
-async fn dereference<'a>(
+pub(crate) async fn dereference<'a>(
     tdep: &'a ThesaDeployment,
     ctx: &Context,
 ) -> Result<(Snapshot<'a>, Vec<String>), Error> {

@@ -13,3 +13,4 @@ pub mod plan;
 pub mod render;
 pub mod selector;
 pub mod telemetry;
+pub mod webhook;

@@ -24,7 +24,7 @@ struct Cli {
 enum Command {
     /// Run the controller in the cluster of the current kubeconfig (or the
     /// pod's service account).
-    Run(thesa_operator::controller::RunArgs),
+    Run(Box<thesa_operator::controller::RunArgs>),
     /// Print the CustomResourceDefinitions (`crds/` holds exactly this,
     /// one file per CRD: regenerate it with `thesa-operator crds --dir crds`).
     Crds {
@@ -64,7 +64,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run(args) => thesa_operator::controller::main(args),
+        Command::Run(args) => thesa_operator::controller::main(*args),
         Command::Crds { dir, reference } => {
             if let Some(path) = &reference
                 && let Err(err) = std::fs::write(path, manifest::reference())

@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use thesa_operator::controller::{self, Context};
 use thesa_operator::crd::{ThesaDefinition, ThesaDeployment};
 use thesa_operator::telemetry::{self, Telemetry};
+use thesa_operator::webhook::Webhook;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -628,4 +629,194 @@ fn the_dashboard_queries_only_operator_metrics_that_exist() {
             "{family} is not exported"
         );
     }
+}
+
+// The admission webhook, with AdmissionReview fixtures on the fake API.
+
+fn webhook(client: &Client, timeout: std::time::Duration, fail_open: bool) -> Webhook {
+    Webhook {
+        client: client.clone(),
+        handlers: thesa_core::validate::known_handlers(None),
+        timeout,
+        fail_open,
+        namespaces: Vec::new(),
+    }
+}
+
+/// An AdmissionReview of `operation` on `definition`.
+fn admission(operation: &str, definition: &ThesaDefinition) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "3f1e7c0a-1111-2222-3333-444455556666",
+            "kind": {"group": "thesa.io", "version": "v1alpha1", "kind": "ThesaDefinition"},
+            "resource": {"group": "thesa.io", "version": "v1alpha1", "resource": "thesadefinitions"},
+            "namespace": NS,
+            "operation": operation,
+            "object": definition,
+        },
+    }))
+    .unwrap()
+}
+
+fn broken_orders() -> ThesaDefinition {
+    let mut orders: Value = serde_json::to_value(sample_definition("orders")).unwrap();
+    let text = serde_json::to_string(&orders).unwrap().replacen(
+        "\"operation_id\":\"listOrders\"",
+        "\"operation_id\":\"listOrdrs\"",
+        1,
+    );
+    orders = serde_json::from_str(&text).unwrap();
+    serde_json::from_value(orders).unwrap()
+}
+
+#[tokio::test]
+async fn the_webhook_accepts_a_valid_definition_and_refuses_a_broken_one_with_findings()
+-> TestResult {
+    let client = samples().await;
+    let hook = webhook(&client, std::time::Duration::from_secs(10), false);
+    let review = hook
+        .review(&admission("UPDATE", &sample_definition("orders")))
+        .await?;
+    assert_eq!(review["response"]["allowed"], true, "{review}");
+    assert_eq!(
+        review["response"]["uid"],
+        "3f1e7c0a-1111-2222-3333-444455556666"
+    );
+    assert_eq!(review["kind"], "AdmissionReview");
+
+    let review = hook.review(&admission("UPDATE", &broken_orders())).await?;
+    assert_eq!(review["response"]["allowed"], false, "{review}");
+    let message = review["response"]["status"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        message.contains("ThesaDeployment default/thesa"),
+        "{message}"
+    );
+    assert!(
+        message.contains("OPERATION_NOT_FOUND") && message.contains("listOrdrs"),
+        "{message}"
+    );
+    assert_eq!(review["response"]["status"]["code"], 422);
+
+    // Deleting, and other kinds, are not judged.
+    let review = hook.review(&admission("DELETE", &broken_orders())).await?;
+    assert_eq!(review["response"]["allowed"], true);
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_webhook_refuses_malformed_requests_and_fails_open_or_closed_on_timeout() -> TestResult
+{
+    let client = samples().await;
+    let hook = webhook(&client, std::time::Duration::from_secs(10), false);
+    assert!(hook.review(b"not json").await.is_err());
+    assert!(
+        hook.review(b"{\"request\": {}}")
+            .await
+            .unwrap_err()
+            .contains("uid")
+    );
+    let not_a_definition = json!({"request": {"uid": "u", "operation": "CREATE",
+        "kind": {"kind": "ThesaDefinition"}, "object": {"spec": 5}}});
+    assert!(
+        hook.review(&serde_json::to_vec(&not_a_definition)?)
+            .await
+            .is_err()
+    );
+
+    let instant = std::time::Duration::ZERO;
+    let review = webhook(&client, instant, true)
+        .review(&admission("CREATE", &broken_orders()))
+        .await?;
+    assert_eq!(review["response"]["allowed"], true, "fail open: {review}");
+    assert!(
+        review["response"]["warnings"][0]
+            .as_str()
+            .unwrap_or_default()
+            .contains("could not judge")
+    );
+    let review = webhook(&client, instant, false)
+        .review(&admission("CREATE", &sample_definition("orders")))
+        .await?;
+    assert_eq!(
+        review["response"]["allowed"], false,
+        "fail closed: {review}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_unselected_definition_is_checked_for_structure_only() -> TestResult {
+    let client = samples().await;
+    let hook = webhook(&client, std::time::Duration::from_secs(10), false);
+    let mut lone: Value = serde_json::to_value(sample_definition("inventory"))?;
+    lone["metadata"]["labels"] = json!({});
+    lone["metadata"]["name"] = json!("lone");
+    let review = hook
+        .review(&admission("CREATE", &serde_json::from_value(lone.clone())?))
+        .await?;
+    assert_eq!(review["response"]["allowed"], true, "{review}");
+    assert!(
+        review["response"]["warnings"][0]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no ThesaDeployment selects lone")
+    );
+    lone["spec"]["version"] = json!("not-semver");
+    let review = hook
+        .review(&admission("CREATE", &serde_json::from_value(lone)?))
+        .await?;
+    assert_eq!(review["response"]["allowed"], false, "{review}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_webhook_is_served_over_tls() -> TestResult {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = samples().await;
+    let hook = Arc::new(webhook(&client, std::time::Duration::from_secs(10), false));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tls");
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    let server =
+        tokio::spawn(async move { thesa_operator::webhook::serve(hook, addr, &dir).await });
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tls/ca.crt"),
+    )?)?;
+    let https = reqwest::Client::builder()
+        .add_root_certificate(ca)
+        .build()?;
+    let url = format!("https://localhost:{port}/validate-thesadefinition");
+    let mut response = None;
+    let mut last_error = String::new();
+    for _ in 0..50 {
+        assert!(!server.is_finished(), "the webhook server stopped");
+        match https
+            .post(&url)
+            .body(admission("CREATE", &broken_orders()))
+            .send()
+            .await
+        {
+            Ok(r) => {
+                response = Some(r);
+                break;
+            }
+            Err(err) => {
+                last_error = format!("{err:?}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+    let response = response.unwrap_or_else(|| panic!("no answer over TLS: {last_error}"));
+    assert_eq!(response.status().as_u16(), 200);
+    let review: Value = response.json().await?;
+    assert_eq!(review["response"]["allowed"], false);
+    let malformed = https.post(&url).body("{}").send().await?;
+    assert_eq!(malformed.status().as_u16(), 400);
+    Ok(())
 }
