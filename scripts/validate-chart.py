@@ -32,6 +32,7 @@ cases = {
         "handlers": ["files.upload"],
         "metrics": {"port": 9090, "serviceMonitor": {"enabled": True}, "bffPodMonitor": {"enabled": True}},
         "prometheusRule": {"enabled": True},
+        "webhook": {"enabled": True, "failOpen": True, "timeoutSeconds": 4},
     },
     "single": {"replicas": 1, "leaderElection": {"enabled": False}},
 }
@@ -101,6 +102,13 @@ for name, docs in rendered.items():
             fail(f"namespaced: operator args {args}")
         if not {"ServiceMonitor", "PodMonitor", "PrometheusRule"} <= set(kinds):
             fail(f"namespaced: monitoring objects missing from {kinds}")
+        hook = next((d for d in docs if d["kind"] == "ValidatingWebhookConfiguration"), None)
+        if not hook or hook["webhooks"][0]["failurePolicy"] != "Ignore" or hook["webhooks"][0]["timeoutSeconds"] != 4:
+            fail(f"namespaced: webhook configuration {hook}")
+        if "--webhook-timeout=3s" not in args or "--webhook-fail-open=true" not in args:
+            fail(f"namespaced: webhook args {args}")
+    elif any(d["kind"] == "ValidatingWebhookConfiguration" for d in docs):
+        fail(f"{name}: the webhook is opt-in")
     deployment = next(d for d in docs if d["kind"] == "Deployment")
     pod = deployment["spec"]["template"]["spec"]
     container = pod["containers"][0]

@@ -254,6 +254,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
 
     // Standby until this replica leads (or is told to stop).
     let (leading_tx, mut leading) = watch::channel(!args.leader_elect);
+    let mut releaser: Option<Elector> = None;
     if args.leader_elect && args.renew_deadline.get() >= args.lease_duration.get() {
         return Err(format!(
             "--renew-deadline ({}) must be shorter than --lease-duration ({}), or a leader \
@@ -276,7 +277,9 @@ async fn run(args: RunArgs) -> Result<(), String> {
             retry_period: args.retry_period.get(),
         };
         info!(lease = %format!("{}/{}", settings.namespace, settings.name), identity = settings.identity, "standing by for the leader lease");
-        tokio::spawn(Elector::new(client.clone(), settings).run(leading_tx, shutdown.clone()));
+        let elector = Elector::new(client.clone(), settings);
+        releaser = Some(elector.clone());
+        tokio::spawn(elector.run(leading_tx, shutdown.clone()));
     }
     let mut stopping = shutdown.clone();
     tokio::select! {
@@ -319,6 +322,12 @@ async fn run(args: RunArgs) -> Result<(), String> {
     });
     futures::future::join_all(controllers).await;
     telemetry.set_leading(false);
+    // Only now may a standby take over: nothing reconciles here any more.
+    if let Some(elector) = releaser
+        && let Err(err) = elector.release().await
+    {
+        warn!(error = %err, "could not release the leader lease");
+    }
     if lost.await.unwrap_or(false) {
         return Err("lost the leader lease; exiting so that a standby takes over".into());
     }
@@ -508,6 +517,7 @@ pub async fn reconcile(tdep: Arc<ThesaDeployment>, ctx: Arc<Context>) -> Result<
     let name = plan::full_name(tdep.as_ref());
     if tdep.meta().deletion_timestamp.is_some() {
         // Owner references let the garbage collector remove the children.
+        ctx.telemetry.forget(&name);
         return Ok(Action::await_change());
     }
     // Every log line of the reconcile carries the object's name.
@@ -537,6 +547,7 @@ async fn reconcile_inner(tdep: &ThesaDeployment, ctx: &Context) -> Result<Action
     match plan {
         Plan::Blocked(more) => {
             problems.extend(more);
+            ctx.telemetry.definitions(&plan::full_name(tdep), 0, 0);
             warn!(problems = ?problems, "ThesaDeployment cannot be rolled out");
         }
         Plan::Ready { outcome, children } => {

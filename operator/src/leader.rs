@@ -34,6 +34,7 @@ pub struct LeaseSettings {
 }
 
 /// One candidate for the Lease.
+#[derive(Clone)]
 pub struct Elector {
     api: Api<Lease>,
     settings: LeaseSettings,
@@ -129,17 +130,26 @@ impl Elector {
 
     /// Campaigns until `shutdown` turns true: `leading` is true while this
     /// replica holds the Lease, and turns false as soon as it has not
-    /// renewed for `renew_deadline`.
+    /// renewed for `renew_deadline`. The Lease is not released here: the
+    /// caller releases it (`release`) once its work has stopped, so that a
+    /// standby never starts while this replica still reconciles.
     pub async fn run(self, leading: watch::Sender<bool>, mut shutdown: watch::Receiver<bool>) {
         let s = self.settings.clone();
         let mut last_renewal: Option<Timestamp> = None;
         loop {
             let now = Timestamp::now();
-            match self.try_acquire_or_renew(now).await {
-                Ok(true) => last_renewal = Some(now),
-                Ok(false) => last_renewal = None,
-                Err(err) => tracing::warn!(error = %err, lease = s.name, "lease renewal failed"),
+            // An attempt may not outlast the renew deadline: a stalled API
+            // call must not keep a replica leading past its lease.
+            let attempt = tokio::time::timeout(s.renew_deadline, self.try_acquire_or_renew(now));
+            match attempt.await {
+                Ok(Ok(true)) => last_renewal = Some(now),
+                Ok(Ok(false)) => last_renewal = None,
+                Ok(Err(err)) => {
+                    tracing::warn!(error = %err, lease = s.name, "lease renewal failed")
+                }
+                Err(_) => tracing::warn!(lease = s.name, "lease renewal timed out"),
             }
+            let now = Timestamp::now();
             let holds = still_leading(last_renewal, now, s.renew_deadline);
             if holds != *leading.borrow() {
                 if holds {
@@ -152,12 +162,6 @@ impl Elector {
             tokio::select! {
                 _ = shutdown.wait_for(|stop| *stop) => break,
                 _ = tokio::time::sleep(s.retry_period) => {}
-            }
-        }
-        if *leading.borrow() {
-            let _ = leading.send(false);
-            if let Err(err) = self.release().await {
-                tracing::warn!(error = %err, "could not release the lease");
             }
         }
     }

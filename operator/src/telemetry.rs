@@ -143,6 +143,13 @@ impl Telemetry {
             .set(r);
     }
 
+    /// Forgets a ThesaDeployment that is gone.
+    pub fn forget(&self, deployment: &str) {
+        self.definitions(deployment, 0, 0);
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        counts.remove(deployment);
+    }
+
     /// Sets whether this replica leads.
     pub fn set_leading(&self, leading: bool) {
         self.leading.store(leading, Ordering::Relaxed);

@@ -157,6 +157,11 @@ async fn the_campaign_loop_hands_over_when_the_leader_shuts_down() {
     );
     stop_a.send(true).unwrap();
     a.await.unwrap();
+    assert!(!*b_watch.borrow(), "no takeover before the leader releases");
+    Elector::new(client.clone(), settings("a", 2, 1, 100))
+        .release()
+        .await
+        .unwrap();
     // The lease was released: the standby leads within a retry period or two.
     tokio::time::timeout(Duration::from_secs(2), b_watch.wait_for(|l| *l))
         .await
