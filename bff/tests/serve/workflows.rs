@@ -466,3 +466,59 @@ async fn postgres_down_degrades_readiness_and_only_workflows_fail() {
         exited.lines
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loop_of_automatic_steps_ends_the_instance_as_failed() {
+    let server = Postgres::start();
+    let database = server.database();
+    let (jwks, _stop_jwks) = jwks().await;
+    let definitions = tempfile::tempdir().unwrap();
+    std::fs::write(
+        definitions.path().join("ops.yaml"),
+        r#"
+domain: ops
+version: 1.0.0
+workflows:
+  - id: ops.retrying
+    name: Retries for ever
+    capabilities: [orders:view]
+    initial_step: book
+    steps:
+      - id: book
+        type: system
+        operation: {type: openapi, operation_id: createRestock, service_id: inventory-svc}
+        input: {body_mapping: projection, field_projection: {order_id: "'o1'"}}
+      - {id: done, type: terminal}
+    transitions:
+      - {from: book, to: book, event: failed}
+      - {from: book, to: done, event: completed}
+"#,
+    )
+    .unwrap();
+    let extra = format!(
+        "definitions:\n  directories: [\"{}/definitions\", \"{}\"]\n",
+        repo().display(),
+        definitions.path().display()
+    );
+    // inventory-svc points at a closed port: every call fails at once.
+    let bff = start(
+        &workflow_config(&jwks, "http://127.0.0.1:9", &extra),
+        &database,
+    );
+    let clerk = token(&["order_clerk"]);
+    let (status, body) = post(&bff, "/ui/workflows/ops.retrying/start", &clerk, json!({})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["status"], "failed", "{body}");
+    let url = bff.url(&format!(
+        "/ui/workflows/instances/{}",
+        body["id"].as_str().unwrap()
+    ));
+    let (_, read) = harness::get_json(&url, &clerk).await;
+    let history = events(&read);
+    assert_eq!(
+        history.last().unwrap().0,
+        "too_many_automatic_steps",
+        "{read}"
+    );
+    assert_eq!(history.iter().filter(|(e, _)| e == "failed").count(), 50);
+}
