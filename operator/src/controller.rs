@@ -29,6 +29,7 @@ use thesa_core::finding::Severity;
 use tokio::sync::watch;
 use tracing::{Instrument, info, warn};
 
+use crate::certs;
 use crate::conditions::{self, reason};
 use crate::crd::{
     DefinitionCounts, StatusFinding, ThesaDefinition, ThesaDefinitionStatus, ThesaDeployment,
@@ -113,6 +114,17 @@ pub struct RunArgs {
     /// controller's gate still applies); refuse it otherwise
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set, value_name = "BOOL")]
     pub webhook_fail_open: bool,
+    /// Without cert-manager: keep a generated CA and serving certificate in
+    /// this Secret (in --lease-namespace) instead of --webhook-cert-dir
+    #[arg(long, value_name = "SECRET")]
+    pub webhook_self_signed: Option<String>,
+    /// The webhook's Service, for the generated certificate's DNS names
+    #[arg(long, default_value = "thesa-operator-webhook", value_name = "NAME")]
+    pub webhook_service: String,
+    /// The ValidatingWebhookConfiguration whose caBundle receives the
+    /// generated CA
+    #[arg(long, default_value = "thesa-operator", value_name = "NAME")]
+    pub webhook_configuration: String,
 }
 
 /// Why a reconcile failed; it is retried with backoff.
@@ -243,13 +255,34 @@ async fn run(args: RunArgs) -> Result<(), String> {
             fail_open: args.webhook_fail_open,
             namespaces: args.namespaces.clone(),
         });
-        let dir = args.webhook_cert_dir.clone();
         info!(%addr, fail_open = args.webhook_fail_open, "serving the admission webhook");
-        tokio::spawn(async move {
-            if let Err(err) = webhook::serve(webhook, addr, &dir).await {
-                tracing::error!(error = %err, "the admission webhook stopped");
+        match &args.webhook_self_signed {
+            Some(secret) => {
+                let ns = &args.lease_namespace;
+                let service = &args.webhook_service;
+                let names = vec![
+                    format!("{service}.{ns}.svc"),
+                    format!("{service}.{ns}.svc.cluster.local"),
+                ];
+                let pem = certs::ensure(&client, ns, secret, &names).await?;
+                certs::inject(&client, &args.webhook_configuration, &pem.ca).await?;
+                tokio::spawn(async move {
+                    let served =
+                        webhook::serve_pem(webhook, addr, pem.cert.as_bytes(), pem.key.as_bytes());
+                    if let Err(err) = served.await {
+                        tracing::error!(error = %err, "the admission webhook stopped");
+                    }
+                });
             }
-        });
+            None => {
+                let dir = args.webhook_cert_dir.clone();
+                tokio::spawn(async move {
+                    if let Err(err) = webhook::serve(webhook, addr, &dir).await {
+                        tracing::error!(error = %err, "the admission webhook stopped");
+                    }
+                });
+            }
+        }
     }
 
     // Standby until this replica leads (or is told to stop).

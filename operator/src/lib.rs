@@ -2,6 +2,7 @@
 //! state of a ThesaDeployment's child objects, the controller, and the
 //! offline renderer.
 
+pub mod certs;
 pub mod conditions;
 pub mod controller;
 pub mod crd;

@@ -261,14 +261,27 @@ pub async fn serve(
     addr: std::net::SocketAddr,
     dir: &Path,
 ) -> Result<(), String> {
+    let read = |file: &str| {
+        std::fs::read(dir.join(file)).map_err(|e| format!("{}: {e}", dir.join(file).display()))
+    };
+    serve_pem(webhook, addr, &read("tls.crt")?, &read("tls.key")?).await
+}
+
+/// Serves the webhook over HTTPS on `addr` with a certificate chain and
+/// key in PEM until the process ends.
+pub async fn serve_pem(
+    webhook: Arc<Webhook>,
+    addr: std::net::SocketAddr,
+    cert_pem: &[u8],
+    key_pem: &[u8],
+) -> Result<(), String> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(dir.join("tls.crt"))
-        .and_then(|certs| certs.collect())
-        .map_err(|e| format!("{}: {e}", dir.join("tls.crt").display()))?;
-    let key = PrivateKeyDer::from_pem_file(dir.join("tls.key"))
-        .map_err(|e| format!("{}: {e}", dir.join("tls.key").display()))?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("webhook certificate: {e}"))?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| format!("webhook key: {e}"))?;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut config = rustls::ServerConfig::builder()
         .with_no_client_auth()

@@ -820,3 +820,66 @@ async fn the_webhook_is_served_over_tls() -> TestResult {
     assert_eq!(malformed.status().as_u16(), 400);
     Ok(())
 }
+
+#[tokio::test]
+async fn without_cert_manager_the_operator_makes_keeps_and_injects_its_certificate() -> TestResult {
+    use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+    use thesa_operator::certs;
+
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let configuration: ValidatingWebhookConfiguration = serde_json::from_value(json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": "thesa-operator"},
+        "webhooks": [{
+            "name": "thesadefinitions.thesa.io",
+            "admissionReviewVersions": ["v1"],
+            "sideEffects": "None",
+            "clientConfig": {"service": {"name": "thesa-operator-webhook", "namespace": "thesa-system"}},
+        }],
+    }))?;
+    let client = ClientBuilder::new()
+        .with_resource::<ThesaDefinition>()
+        .with_resource::<ThesaDeployment>()
+        .with_object(configuration)
+        .build()
+        .await?;
+    let names = vec!["localhost".to_string()];
+    let first = certs::ensure(&client, "thesa-system", "webhook-tls", &names).await?;
+    let second = certs::ensure(&client, "thesa-system", "webhook-tls", &names).await?;
+    assert_eq!(first, second, "generated once, then read from the Secret");
+    certs::inject(&client, "thesa-operator", &first.ca).await?;
+    let stored = Api::<ValidatingWebhookConfiguration>::all(client.clone())
+        .get("thesa-operator")
+        .await?;
+    let bundle = &stored.webhooks.unwrap()[0].client_config.ca_bundle;
+    assert_eq!(
+        bundle.as_ref().map(|b| b.0.clone()),
+        Some(first.ca.clone().into_bytes())
+    );
+
+    // The generated certificate serves the webhook; clients trust the CA.
+    let hook = Arc::new(webhook(&client, std::time::Duration::from_secs(10), false));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    let (cert, key) = (first.cert.clone(), first.key.clone());
+    tokio::spawn(async move {
+        thesa_operator::webhook::serve_pem(hook, addr, cert.as_bytes(), key.as_bytes()).await
+    });
+    let https = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(first.ca.as_bytes())?)
+        .build()?;
+    let url = format!("https://localhost:{port}/validate-thesadefinition");
+    let mut status = None;
+    for _ in 0..50 {
+        if let Ok(r) = https.post(&url).body("{}").send().await {
+            status = Some(r.status().as_u16());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, Some(400), "a TLS answer (to a malformed review)");
+    Ok(())
+}
