@@ -37,9 +37,23 @@ kubectl -n "$NS" create secret generic thesa-db-credentials --from-literal=dsn=p
 kubectl -n "$NS" create secret generic thesa-redis --from-literal=addr=redis:6379 >/dev/null
 kubectl -n "$NS" create secret generic thesa-service-tokens --from-literal=customers-svc=e2e >/dev/null
 
+step "the Helm chart renders and the API server accepts it (server-side dry run)"
+bash scripts/validate-manifests.sh >/dev/null   # also installs helm-python-sdk into target/py
+CHART=$(mktemp)
+target/py/bin/python - "$NS" >"$CHART" <<'PY'
+import sys, yaml
+from helm_python import Chart
+files = Chart.load("charts/thesa-operator").render({}, name="thesa-e2e", namespace=sys.argv[1])
+docs = [d for p, t in sorted(files.items()) if not p.endswith(".txt") for d in yaml.safe_load_all(t) if d]
+yaml.safe_dump_all(docs, sys.stdout)
+PY
+kubectl apply --dry-run=server -f "$CHART" >/dev/null
+rm -f "$CHART"
+
 step "starting the operator (log: $LOG)"
 cargo build --locked -q -p thesa-operator
-target/debug/thesa-operator run --namespace "$NS" >"$LOG" 2>&1 &
+target/debug/thesa-operator run --namespace "$NS" --leader-elect false \
+    --metrics-addr 127.0.0.1:18081 >"$LOG" 2>&1 &
 OPERATOR_PID=$!
 
 step "applying the sample ThesaDeployment and definitions"
