@@ -80,6 +80,19 @@ async fn at_review(bff: &Bff) -> String {
     id
 }
 
+/// A directory holding `definition` (as `ops.yaml`), and the config lines
+/// that serve it beside the samples.
+fn with_samples_and(definition: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ops.yaml"), definition).unwrap();
+    let extra = format!(
+        "definitions:\n  directories: [\"{}/definitions\", \"{}\"]\n",
+        repo().display(),
+        dir.path().display()
+    );
+    (dir, extra)
+}
+
 fn events(instance: &Value) -> Vec<(String, String)> {
     instance["history"]
         .as_array()
@@ -356,9 +369,7 @@ async fn timeouts_fire_once_with_two_processors() {
     let server = Postgres::start();
     let database = server.database();
     let (jwks, _stop_jwks) = jwks().await;
-    let definitions = tempfile::tempdir().unwrap();
-    std::fs::write(
-        definitions.path().join("ops.yaml"),
+    let (_definitions, extra) = with_samples_and(
         r#"
 domain: ops
 version: 1.0.0
@@ -375,12 +386,6 @@ workflows:
       - {from: wait, to: done, event: ok}
       - {from: wait, to: late, event: timeout}
 "#,
-    )
-    .unwrap();
-    let extra = format!(
-        "definitions:\n  directories: [\"{}/definitions\", \"{}\"]\n",
-        repo().display(),
-        definitions.path().display()
     );
     let config = workflow_config(&jwks, "http://127.0.0.1:9", &extra);
     let (a, b) = (start(&config, &database), start(&config, &database));
@@ -472,9 +477,7 @@ async fn a_loop_of_automatic_steps_ends_the_instance_as_failed() {
     let server = Postgres::start();
     let database = server.database();
     let (jwks, _stop_jwks) = jwks().await;
-    let definitions = tempfile::tempdir().unwrap();
-    std::fs::write(
-        definitions.path().join("ops.yaml"),
+    let (_definitions, extra) = with_samples_and(
         r#"
 domain: ops
 version: 1.0.0
@@ -493,12 +496,6 @@ workflows:
       - {from: book, to: book, event: failed}
       - {from: book, to: done, event: completed}
 "#,
-    )
-    .unwrap();
-    let extra = format!(
-        "definitions:\n  directories: [\"{}/definitions\", \"{}\"]\n",
-        repo().display(),
-        definitions.path().display()
     );
     // inventory-svc points at a closed port: every call fails at once.
     let bff = start(
