@@ -5,8 +5,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use thesa_core::checksum::Manifest;
-use thesa_core::checksum::{self, Checksum};
+use thesa_core::checksum::{self, Checksum, Manifest};
 use thesa_core::files::{self, SourceError};
 use thesa_core::finding::{self, Code, Finding, Severity};
 use thesa_core::model::{Command, Definition, Form, Lookup, Page, Workflow};
@@ -74,8 +73,13 @@ impl Registry {
             .collect();
         let handlers = validate::known_handlers(None);
         findings.extend(validate::validate(&loaded, index, &handlers));
+        // Computed once: for the manifest check and for the registry.
+        let checksums: Vec<Option<Checksum>> = loaded
+            .iter()
+            .map(|l| l.definition.as_ref().map(checksum::definition_checksum))
+            .collect();
         if strict_checksums {
-            check_manifest(directories, &loaded, &mut findings);
+            check_manifest(directories, &loaded, &checksums, &mut findings);
         }
         findings.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
         let (errors, _) = finding::count(&findings);
@@ -93,12 +97,12 @@ impl Registry {
         }
         let served = loaded
             .into_iter()
-            .filter_map(|l| {
-                let definition = l.definition?;
+            .zip(checksums)
+            .filter_map(|(l, checksum)| {
                 Some(Served {
-                    checksum: checksum::definition_checksum(&definition),
+                    checksum: checksum?,
+                    definition: l.definition?,
                     source: l.source,
-                    definition,
                 })
             })
             .collect();
@@ -167,10 +171,7 @@ impl Registry {
 
     /// The workflow with this ID.
     pub fn workflow(&self, id: &str) -> Option<&Workflow> {
-        self.definitions
-            .iter()
-            .flat_map(|served| &served.definition.workflows)
-            .find(|w| w.id == id)
+        self.workflows().find(|w| w.id == id)
     }
 
     /// Every workflow, in domain order.
@@ -211,6 +212,7 @@ impl Registry {
 fn check_manifest(
     directories: &[PathBuf],
     loaded: &[LoadedDefinition],
+    checksums: &[Option<Checksum>],
     findings: &mut Vec<Finding>,
 ) {
     let mut problem = |source: String, code: Code, path: &str, message: String| {
@@ -267,8 +269,8 @@ fn check_manifest(
         };
         manifests.push((directory, manifest));
     }
-    for l in loaded {
-        let Some(definition) = &l.definition else {
+    for (l, actual) in loaded.iter().zip(checksums) {
+        let (Some(definition), Some(actual)) = (&l.definition, actual) else {
             continue;
         };
         // The directory the file was found under (the longest match).
@@ -279,10 +281,9 @@ fn check_manifest(
         let Some((_, Some(manifest))) = home else {
             continue; // reported above (or a file given directly)
         };
-        let actual = checksum::definition_checksum(definition);
         let domain = &definition.domain;
         let message = match manifest.checksums.get(domain) {
-            Some(expected) if *expected == actual => continue,
+            Some(expected) if expected == actual => continue,
             Some(expected) => format!(
                 "checksum sha256:{actual} differs from the manifest's sha256:{expected} for \
                  domain {domain:?}: the definition was changed outside the CI pipeline"

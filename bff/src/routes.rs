@@ -227,6 +227,22 @@ fn element<V: Serialize>(
     Ok(respond(headers, &rendered))
 }
 
+/// A JSON request body as `T`; an empty body reads as `{}`. A body that
+/// does not fit is 400 naming the expected `shape`.
+pub(crate) fn json_body<T: serde::de::DeserializeOwned>(
+    bytes: &Bytes,
+    shape: &str,
+) -> Result<T, ApiError> {
+    let bytes: &[u8] = if bytes.is_empty() { b"{}" } else { bytes };
+    serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            format!("the body must be {shape}: {e}"),
+        )
+    })
+}
+
 /// The query string as pairs, in order.
 pub(crate) type QueryPairs = Result<Query<Vec<(String, String)>>, QueryRejection>;
 
@@ -509,17 +525,7 @@ async fn command(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let id = id(path)?;
-    let request: CommandRequest = if body.is_empty() {
-        CommandRequest::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "BAD_REQUEST",
-                format!("the body must be {{\"input\": {{...}}, \"route_params\": {{...}}}}: {e}"),
-            )
-        })?
-    };
+    let request: CommandRequest = json_body(&body, "{\"input\": {...}, \"route_params\": {...}}")?;
     let registry = state.registry.load();
     let command = registry
         .command(&id)

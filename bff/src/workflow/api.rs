@@ -23,7 +23,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 use thesa_core::model::Workflow;
 use uuid::Uuid;
@@ -57,12 +56,6 @@ struct EventRequest {
 
 fn bad_request(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "BAD_REQUEST", message)
-}
-
-/// The JSON body as `T` (an empty body is `T::default()` where allowed).
-fn body<T: DeserializeOwned>(bytes: &Bytes, shape: &str) -> Result<T, ApiError> {
-    let bytes: &[u8] = if bytes.is_empty() { b"{}" } else { bytes };
-    serde_json::from_slice(bytes).map_err(|e| bad_request(format!("the body must be {shape}: {e}")))
 }
 
 /// Workflows are off: the routes exist but do nothing.
@@ -144,7 +137,7 @@ pub async fn start(
 ) -> Result<Response, ApiError> {
     enabled(&state)?;
     let id = routes::id(path)?;
-    let request: StartRequest = body(&bytes, "{\"input\": {...}}")?;
+    let request: StartRequest = routes::json_body(&bytes, "{\"input\": {...}}")?;
     no_nul(&request.input)?;
     let registry = state.registry.load_full();
     let workflow =
@@ -221,7 +214,8 @@ pub async fn event(
 ) -> Result<Response, ApiError> {
     enabled(&state)?;
     let id = routes::id(path)?;
-    let request: EventRequest = body(&bytes, "{\"event\": \"...\", \"input\": {...}}")?;
+    let request: EventRequest =
+        routes::json_body(&bytes, "{\"event\": \"...\", \"input\": {...}}")?;
     no_nul(&request.input)?;
     let registry = state.registry.load_full();
     let (workflow, instance) = load(&state, &registry, &caller, &id).await?;

@@ -348,14 +348,7 @@ async fn two_instances_sharing_redis_run_a_command_once() {
     assert_eq!(after.headers()["idempotent-replayed"], "true");
     assert_eq!(log.lock().unwrap().len(), 1, "run once across instances");
 
-    let ready: Value = client()
-        .get(a.url("/ui/ready"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, ready) = harness::answer(client().get(a.url("/ui/ready"))).await;
     assert_eq!(ready["checks"]["idempotency_store"]["driver"], "redis");
 }
 

@@ -240,14 +240,7 @@ async fn probes_metrics_and_errors() {
     let (jwks, _stop) = jwks().await;
     let bff = Bff::start(&config(&jwks, ""), &[]);
 
-    let health: Value = client()
-        .get(bff.url("/ui/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, health) = harness::answer(client().get(bff.url("/ui/health"))).await;
     assert_eq!(health["status"], "ok");
     assert!(health["version"].is_string() && health["commit"].is_string());
 
