@@ -62,6 +62,11 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Chosen here, whatever else the build enables: with both `ring` and
+    // `aws-lc-rs` compiled in (a workspace or test build unifies them),
+    // rustls cannot pick a provider by itself and the first TLS connection
+    // to the API server would panic.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => thesa_operator::controller::main(*args),

@@ -6,13 +6,17 @@
 //!   `thesa_operator_reconcile_duration_seconds{kind}`,
 //!   `thesa_operator_definitions{state="accepted|rejected"}`,
 //!   `thesa_operator_leader` (1 while this replica leads);
-//! - `GET /healthz` — 200 while the process runs;
+//! - `GET /healthz` — 200 while the process runs and, on the leader, its
+//!   watches work; 503 naming the watch when one has failed without
+//!   recovering for longer than `--watch-stall-timeout` (the kubelet then
+//!   restarts the process);
 //! - `GET /readyz` — 200 once this replica is either a standby or a leader
 //!   whose caches are synced; 503 before.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::State;
@@ -25,6 +29,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+
+use crate::controller::WatchHealth;
 
 /// Labels of a reconcile.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -64,6 +70,11 @@ pub struct Telemetry {
     leading: AtomicBool,
     /// Whether the leader's caches are synced.
     synced: AtomicBool,
+    /// How the leader's watches are doing.
+    pub watches: Arc<WatchHealth>,
+    /// How long a watch may fail without recovering before `/healthz`
+    /// fails.
+    stall_timeout: Duration,
 }
 
 impl Default for Telemetry {
@@ -108,6 +119,8 @@ impl Default for Telemetry {
             counts: Mutex::new(HashMap::new()),
             leading: AtomicBool::new(false),
             synced: AtomicBool::new(false),
+            watches: Arc::default(),
+            stall_timeout: Duration::from_secs(180),
         }
     }
 }
@@ -116,6 +129,14 @@ impl Default for Telemetry {
 const KIND: &str = "ThesaDeployment";
 
 impl Telemetry {
+    /// With `/healthz` failing after a watch has failed for `timeout`
+    /// without recovering (default 3 minutes).
+    #[must_use]
+    pub fn with_stall_timeout(mut self, timeout: Duration) -> Self {
+        self.stall_timeout = timeout;
+        self
+    }
+
     /// Counts one reconcile and its duration.
     pub fn reconciled(&self, ok: bool, seconds: f64) {
         let result = if ok { "success" } else { "error" };
@@ -169,6 +190,26 @@ impl Telemetry {
         !self.leading.load(Ordering::Relaxed) || self.synced.load(Ordering::Relaxed)
     }
 
+    /// Alive: not a leader whose watches have stalled. The problem
+    /// otherwise, naming each stalled watch.
+    pub fn alive(&self) -> Result<(), String> {
+        if !self.leading.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let stalled = self.watches.stalled(self.stall_timeout, Instant::now());
+        if stalled.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<String> = stalled
+            .iter()
+            .map(|(name, failing)| format!("{name} for {} s", failing.as_secs()))
+            .collect();
+        Err(format!(
+            "watches failing without recovery: {}",
+            names.join(", ")
+        ))
+    }
+
     /// The exposition text.
     pub fn encode(&self) -> String {
         let mut text = String::new();
@@ -180,7 +221,15 @@ impl Telemetry {
 /// The probe and metrics router.
 pub fn router(telemetry: Arc<Telemetry>) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/healthz",
+            get(|State(t): State<Arc<Telemetry>>| async move {
+                match t.alive() {
+                    Ok(()) => (StatusCode::OK, "ok".to_string()),
+                    Err(problem) => (StatusCode::SERVICE_UNAVAILABLE, problem),
+                }
+            }),
+        )
         .route(
             "/readyz",
             get(|State(t): State<Arc<Telemetry>>| async move {

@@ -21,9 +21,11 @@ use thesa_operator::crd::{ThesaDefinition, ThesaDeployment};
 use thesa_operator::telemetry::{self, Telemetry};
 use thesa_operator::webhook::Webhook;
 
-type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-const NS: &str = "default";
+mod support;
+use support::{
+    NS, TestResult, client_with, fake_api, manifest, repo_file, sample_definition,
+    sample_deployment, samples,
+};
 
 /// The definitions ConfigMap of the three samples: a file per domain and
 /// their checksum manifest.
@@ -33,58 +35,6 @@ const SERVED_KEYS: [&str; 4] = [
     "orders.yaml",
     "thesa-checksums.sha256",
 ];
-
-fn repo_file(path: &str) -> String {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    std::fs::read_to_string(root.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-fn manifest<T: serde::de::DeserializeOwned>(path: &str) -> T {
-    let node =
-        thesa_core::node::parse(&repo_file(path)).unwrap_or_else(|e| panic!("{path}: {e:?}"));
-    let mut value = node.to_json();
-    value["metadata"]["namespace"] = json!(NS);
-    serde_json::from_value(value).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-/// The sample ThesaDeployment with its specs inline (the fake has no
-/// ConfigMap for them) and no secrets.
-fn sample_deployment() -> ThesaDeployment {
-    let mut tdep: ThesaDeployment = manifest("samples/thesadeployment.yaml");
-    for spec in &mut tdep.spec.specs {
-        spec.config_map_key_ref = None;
-        spec.inline = Some(repo_file(&format!("specs/{}.yaml", spec.service_id)));
-    }
-    tdep.spec.secrets = Default::default();
-    tdep.spec.autoscaling = None;
-    tdep.spec.replicas = Some(3);
-    tdep
-}
-
-fn sample_definition(domain: &str) -> ThesaDefinition {
-    manifest(&format!("samples/definitions/{domain}.yaml"))
-}
-
-async fn client_with(tdep: ThesaDeployment, definitions: Vec<ThesaDefinition>) -> Client {
-    let mut builder = ClientBuilder::new()
-        .with_resource::<ThesaDefinition>()
-        .with_resource::<ThesaDeployment>()
-        .with_status_subresource::<ThesaDefinition>()
-        .with_status_subresource::<ThesaDeployment>()
-        .with_status_subresource::<Deployment>()
-        .with_object(tdep);
-    for definition in definitions {
-        builder = builder.with_object(definition);
-    }
-    builder.build().await.expect("fake client")
-}
-
-async fn samples() -> Client {
-    let definitions = ["orders", "inventory", "customers"]
-        .map(sample_definition)
-        .to_vec();
-    client_with(sample_deployment(), definitions).await
-}
 
 /// One reconcile of the `thesa` ThesaDeployment, with the definitions
 /// cache filled from the API as the watch would.
@@ -884,84 +834,42 @@ async fn without_cert_manager_the_operator_makes_keeps_and_injects_its_certifica
     Ok(())
 }
 
-/// (method, path) of each request sent.
-type RequestLog = Arc<std::sync::Mutex<Vec<(String, String)>>>;
+/// What was sent: method, path, content type, body, whether a watch.
+type RequestLog = Arc<std::sync::Mutex<Vec<(http::Method, String, Option<String>, Vec<u8>, bool)>>>;
 
-/// A client that records every API request (method and path) it sends to
-/// the fake API.
+/// A client that records every API request it sends to the fake API.
 fn recording(inner: Client) -> (Client, RequestLog) {
     let log = Arc::new(std::sync::Mutex::new(Vec::new()));
     let seen = log.clone();
     let service = tower::service_fn(move |request: http::Request<kube::client::Body>| {
         let (inner, seen) = (inner.clone(), seen.clone());
         async move {
-            let query = request.uri().query().unwrap_or_default().to_string();
-            let method = request.method().to_string();
-            let path = request.uri().path().to_string();
+            let (parts, body) = request.into_parts();
+            let bytes = body.collect_bytes().await.unwrap_or_default().to_vec();
+            let query = parts.uri.query().unwrap_or_default().to_string();
             let watch = query.split('&').any(|p| p == "watch=true");
-            seen.lock()
-                .unwrap()
-                .push((if watch { "WATCH".into() } else { method }, path));
+            let content_type = parts
+                .headers
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            seen.lock().unwrap().push((
+                parts.method.clone(),
+                parts.uri.path().to_string(),
+                content_type,
+                bytes.clone(),
+                watch,
+            ));
+            let request = http::Request::from_parts(parts, kube::client::Body::from(bytes));
             inner.send(request).await
         }
     });
     (Client::new(service, NS), log)
 }
 
-/// (group, resource, verb) of a recorded request.
-fn rbac_call(method: &str, path: &str) -> (String, String, String) {
-    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let (group, rest) = match parts[0] {
-        "api" => (String::new(), &parts[2..]),
-        _ => (parts[1].to_string(), &parts[3..]),
-    };
-    let rest = match rest {
-        ["namespaces", _, rest @ ..] if !rest.is_empty() => rest,
-        rest => rest,
-    };
-    let (resource, named) = match rest {
-        [resource] => (resource.to_string(), false),
-        [resource, _name] => (resource.to_string(), true),
-        [resource, _name, sub] => (format!("{resource}/{sub}"), true),
-        _ => (rest.join("/"), true),
-    };
-    let verb = match (method, named) {
-        ("WATCH", _) => "watch",
-        ("GET", true) => "get",
-        ("GET", false) => "list",
-        ("POST", _) => "create",
-        ("PUT", _) => "update",
-        ("PATCH", _) => "patch",
-        ("DELETE", _) => "delete",
-        _ => "unknown",
-    };
-    (group, resource, verb.to_string())
-}
-
-/// docs/rbac-calls.txt as (group, resource, verb).
-fn documented_calls() -> BTreeSet<(String, String, String)> {
-    repo_file("docs/rbac-calls.txt")
-        .lines()
-        .map(|l| l.split('#').next().unwrap_or_default().trim())
-        .filter(|l| !l.is_empty())
-        .flat_map(|l| {
-            let l = l.trim_start_matches("webhook-self-signed ");
-            let mut words = l.split_whitespace();
-            let group = words.next().unwrap_or_default();
-            let group = if group == "core" { "" } else { group }.to_string();
-            let resource = words.next().unwrap_or_default().to_string();
-            let verbs = words.next().unwrap_or_default().to_string();
-            verbs
-                .split(',')
-                .map(|v| (group.clone(), resource.clone(), v.to_string()))
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
-
-/// Every API call the code makes (reconciles with and without autoscaling,
-/// leader election, the webhook, its self-signed certificate) is in
-/// docs/rbac-calls.txt — the list the chart's RBAC is checked against —
+/// Every permission the API server checks for the calls the code makes
+/// (reconciles with and without autoscaling, leader election, the webhook,
+/// its self-signed certificate) is in docs/rbac-calls.txt — the list the chart's RBAC is checked against —
 /// and every entry there is made by the code (watches and the deletes of
 /// children are made by the controller's watchers and stale-child cleanup,
 /// which the fake API cannot drive: listed below by name).
@@ -984,13 +892,8 @@ async fn the_rbac_list_is_exactly_the_calls_the_code_makes() -> TestResult {
         .to_vec();
     // A rejected definition: its Warning event is published.
     definitions.push(manifest("samples/invalid/reports.yaml"));
-    let mut builder = ClientBuilder::new()
-        .with_resource::<ThesaDefinition>()
-        .with_resource::<ThesaDeployment>()
+    let mut builder = fake_api()
         .with_resource::<k8s_openapi::api::coordination::v1::Lease>()
-        .with_status_subresource::<ThesaDefinition>()
-        .with_status_subresource::<ThesaDeployment>()
-        .with_status_subresource::<Deployment>()
         .with_object(tdep)
         .with_object(configuration);
     for definition in definitions {
@@ -1027,15 +930,40 @@ async fn the_rbac_list_is_exactly_the_calls_the_code_makes() -> TestResult {
         thesa_operator::certs::ensure(&client, NS, "webhook-tls", &["localhost".into()]).await?;
     thesa_operator::certs::inject(&client, "thesa-operator", &pem.ca).await?;
 
-    // The test's own set-up calls are not the operator's.
+    // The test's own set-up calls are not the operator's. Every apply
+    // counts as one that may create: whether the object existed in this
+    // run is luck.
     let made: BTreeSet<(String, String, String)> = log
         .lock()
         .unwrap()
         .iter()
-        .map(|(m, p)| rbac_call(m, p))
+        .flat_map(|(method, path, content_type, body, watch)| {
+            support::apiserver::authorized_as(
+                method,
+                path,
+                content_type.as_deref(),
+                body,
+                *watch,
+                false,
+            )
+        })
+        .map(|(permission, _)| permission)
         .filter(|(_, r, v)| !(r == "thesadeployments" && (v == "update" || v == "get")))
         .collect();
-    let documented = documented_calls();
+    for kind in [
+        "configmaps",
+        "deployments",
+        "services",
+        "serviceaccounts",
+        "poddisruptionbudgets",
+        "horizontalpodautoscalers",
+    ] {
+        assert!(
+            made.iter().any(|(_, r, v)| r == kind && v == "create"),
+            "an apply of {kind} may create it: `create` must be among the permissions"
+        );
+    }
+    let documented = support::apiserver::documented_permissions(true);
     let undocumented: Vec<_> = made.difference(&documented).collect();
     assert!(
         undocumented.is_empty(),

@@ -16,7 +16,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
 {{/* The rules the controller needs in every namespace it watches: exactly
-     the calls it makes (see docs/rbac-calls.txt). */}}
+     the calls it makes as the API server authorizes them (see
+     docs/rbac-calls.txt): a server-side apply that creates an object is a
+     `create` too. */}}
 {{- define "thesa-operator.watchRules" -}}
 - apiGroups: ["thesa.io"]
   resources: ["thesadeployments", "thesadefinitions"]
@@ -26,22 +28,22 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   verbs: ["patch"]
 - apiGroups: [""]
   resources: ["configmaps"]
-  verbs: ["get", "list", "watch", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "list", "watch"]
 - apiGroups: [""]
   resources: ["services", "serviceaccounts"]
-  verbs: ["list", "watch", "patch"]
+  verbs: ["list", "watch", "create", "patch"]
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch"]
 - apiGroups: ["autoscaling"]
   resources: ["horizontalpodautoscalers"]
-  verbs: ["list", "watch", "patch", "delete"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
-  verbs: ["list", "watch", "patch"]
+  verbs: ["list", "watch", "create", "patch"]
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]

@@ -1,0 +1,211 @@
+//! The controller: for each ThesaDeployment, *dereference* (read the
+//! selected definitions, specs, secrets and what is served now,
+//! [`dereference`]) → *validate and build* ([`crate::plan`]) → *apply*
+//! (server-side apply, one field manager, then remove children no longer
+//! wanted, [`apply`]) → *status* (on the ThesaDeployment and on each
+//! selected ThesaDefinition, [`status`]). The process around it — leader
+//! election, watches, probes — is [`run`].
+
+mod apply;
+mod dereference;
+mod run;
+mod status;
+mod watches;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::Api;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::Store;
+use kube::{Client, Resource, ResourceExt};
+use tracing::{Instrument, info, warn};
+
+use crate::crd::{DefinitionCounts, ThesaDefinition, ThesaDeployment};
+use crate::desired::MANAGER;
+use crate::gate::Verdict;
+use crate::plan::{self, Plan};
+use crate::telemetry::Telemetry;
+
+use apply::apply;
+pub(crate) use dereference::dereference;
+pub use run::{RunArgs, main};
+use status::{definition_status, deployment_status};
+pub use status::{deployment_status_of, merged_definition_status, rollout_checksum};
+pub use watches::WatchHealth;
+
+/// How often a ThesaDeployment is looked at again without any event.
+const RESYNC: Duration = Duration::from_secs(600);
+
+/// Why a reconcile failed; it is retried with backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A call to the Kubernetes API failed.
+    #[error("{action}: {source}")]
+    Api {
+        /// What the controller was doing, naming the object.
+        action: String,
+        /// The API error.
+        source: kube::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn api(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Self {
+        let action = action.into();
+        move |source| Self::Api { action, source }
+    }
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    /// The API client.
+    pub client: Client,
+    /// ThesaDefinitions, as the watch sees them.
+    pub definitions: Store<ThesaDefinition>,
+    /// Registered SDK handler names.
+    pub handlers: BTreeSet<String>,
+    /// Publishes Kubernetes events.
+    pub recorder: Recorder,
+    /// Consecutive failures per ThesaDeployment, for backoff.
+    failures: Mutex<HashMap<String, u32>>,
+    /// Metrics and probe state.
+    pub telemetry: Arc<Telemetry>,
+}
+
+impl Context {
+    /// A context over `client` and a definitions cache.
+    pub fn new(
+        client: Client,
+        definitions: Store<ThesaDefinition>,
+        handlers: BTreeSet<String>,
+    ) -> Self {
+        let reporter = Reporter {
+            controller: MANAGER.into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            definitions,
+            handlers,
+            failures: Mutex::new(HashMap::new()),
+            telemetry: Arc::default(),
+        }
+    }
+}
+
+/// Retries with exponential backoff: 5 s, 10 s, … up to 5 minutes.
+pub fn error_policy(tdep: Arc<ThesaDeployment>, err: &Error, ctx: Arc<Context>) -> Action {
+    let name = plan::full_name(tdep.as_ref());
+    let failures = {
+        let mut map = ctx.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let count = map.entry(name.clone()).or_insert(0);
+        *count = count.saturating_add(1);
+        *count
+    };
+    let delay = Duration::from_secs(5u64.saturating_mul(1 << failures.min(6).saturating_sub(1)));
+    let delay = delay.min(Duration::from_secs(300));
+    warn!(thesadeployment = %name, error = %err, retry_in_s = delay.as_secs(), "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// Brings one ThesaDeployment's children and statuses up to date.
+///
+/// # Errors
+/// An [`Error`] when an API call fails; the caller retries.
+pub async fn reconcile(tdep: Arc<ThesaDeployment>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let name = plan::full_name(tdep.as_ref());
+    if tdep.meta().deletion_timestamp.is_some() {
+        // Owner references let the garbage collector remove the children.
+        ctx.telemetry.forget(&name);
+        return Ok(Action::await_change());
+    }
+    // Every log line of the reconcile carries the object's name.
+    let span = tracing::info_span!("reconcile", thesadeployment = %name);
+    let started = std::time::Instant::now();
+    let result = reconcile_inner(&tdep, &ctx).instrument(span).await;
+    ctx.telemetry
+        .reconciled(result.is_ok(), started.elapsed().as_secs_f64());
+    if result.is_ok() {
+        let mut map = ctx.failures.lock().unwrap_or_else(|e| e.into_inner());
+        map.remove(&name);
+    }
+    result
+}
+
+async fn reconcile_inner(tdep: &ThesaDeployment, ctx: &Context) -> Result<Action, Error> {
+    let namespace = tdep.namespace().unwrap_or_default();
+    let (snapshot, mut problems) = dereference(tdep, ctx).await?;
+    let plan = if problems.is_empty() {
+        plan::plan(snapshot)
+    } else {
+        Plan::Blocked(Vec::new())
+    };
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
+    let mut counts = DefinitionCounts::default();
+    let mut apply_error = None;
+    match plan {
+        Plan::Blocked(more) => {
+            problems.extend(more);
+            ctx.telemetry.definitions(&plan::full_name(tdep), 0, 0);
+            warn!(problems = ?problems, "ThesaDeployment cannot be rolled out");
+        }
+        Plan::Ready { outcome, children } => {
+            counts.accepted = count(&outcome.verdicts, true);
+            counts.rejected = count(&outcome.verdicts, false);
+            ctx.telemetry.definitions(
+                &plan::full_name(tdep),
+                i64::from(counts.accepted),
+                i64::from(counts.rejected),
+            );
+            counts.checksum = Some(format!("sha256:{}", outcome.set_checksum));
+            if !tdep.spec.paused {
+                if let Err(err) = apply(ctx, &namespace, &children).await {
+                    apply_error = Some(err.to_string());
+                }
+            }
+            for verdict in &outcome.verdicts {
+                definition_status(ctx, tdep, verdict).await?;
+            }
+            info!(
+                accepted = counts.accepted,
+                rejected = counts.rejected,
+                checksum = %outcome.set_checksum,
+                paused = tdep.spec.paused,
+                "reconciled"
+            );
+        }
+    }
+    let deployment = deployments
+        .get_opt(&tdep.name_any())
+        .await
+        .map_err(Error::api(format!(
+            "reading Deployment {namespace}/{}",
+            tdep.name_any()
+        )))?;
+    deployment_status(
+        ctx,
+        tdep,
+        deployment.as_ref(),
+        &problems,
+        apply_error.as_deref(),
+        counts,
+    )
+    .await?;
+    match apply_error {
+        Some(message) => Err(Error::Api {
+            action: "applying the children".into(),
+            source: kube::Error::Service(message.into()),
+        }),
+        None => Ok(Action::requeue(RESYNC)),
+    }
+}
+
+fn count(verdicts: &[Verdict], accepted: bool) -> i32 {
+    let n = verdicts.iter().filter(|v| v.accepted == accepted).count();
+    i32::try_from(n).unwrap_or(i32::MAX)
+}

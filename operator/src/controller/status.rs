@@ -1,0 +1,382 @@
+//! *Status*: what the gate concluded, on each ThesaDefinition (with a
+//! Warning event when a generation is rejected), and the rollout's state
+//! on the ThesaDeployment.
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus};
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+use thesa_core::finding::Severity;
+use tracing::warn;
+
+use super::{Context, Error};
+use crate::conditions::{self, reason};
+use crate::crd::{
+    DefinitionCounts, StatusFinding, ThesaDefinition, ThesaDefinitionStatus, ThesaDeployment,
+    ThesaDeploymentStatus,
+};
+use crate::desired::{self, CHECKSUM_ANNOTATION};
+use crate::gate::Verdict;
+use crate::plan;
+
+/// Most findings kept in a ThesaDefinition's status.
+const MAX_STATUS_FINDINGS: usize = 50;
+
+/// Writes the verdict of `tdep` into the definition's status, keeping what
+/// other ThesaDeployments concluded about the same generation.
+pub(super) async fn definition_status(
+    ctx: &Context,
+    tdep: &ThesaDeployment,
+    verdict: &Verdict,
+) -> Result<(), Error> {
+    let Some((namespace, name)) = verdict.name.split_once('/') else {
+        return Ok(());
+    };
+    let key = ObjectRef::<ThesaDefinition>::new(name).within(namespace);
+    let Some(tdef) = ctx.definitions.get(&key) else {
+        return Ok(());
+    };
+    let deployment = plan::full_name(tdep);
+    let old = tdef.status.clone().unwrap_or_default();
+    let status = merged_definition_status(&old, &deployment, verdict);
+    if status == old {
+        return Ok(());
+    }
+    let api: Api<ThesaDefinition> = Api::namespaced(ctx.client.clone(), namespace);
+    api.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "status": status })),
+    )
+    .await
+    .map_err(Error::api(format!(
+        "updating the status of ThesaDefinition {}",
+        verdict.name
+    )))?;
+    let was_rejected = old.observed_generation == verdict.generation
+        && old
+            .conditions
+            .iter()
+            .any(|c| c.type_ == conditions::ACCEPTED && c.status == "False");
+    if !verdict.accepted && !was_rejected {
+        let errors = verdict
+            .findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error);
+        let first = errors
+            .clone()
+            .next()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let note = format!(
+            "generation {} rejected by ThesaDeployment {deployment} ({} errors); first: {first}",
+            verdict.generation.unwrap_or_default(),
+            errors.count()
+        );
+        let event = Event {
+            type_: EventType::Warning,
+            reason: "DefinitionRejected".into(),
+            note: Some(truncate(note, 1000)),
+            action: "Validate".into(),
+            secondary: None,
+        };
+        if let Err(err) = ctx.recorder.publish(&event, &tdef.object_ref(&())).await {
+            warn!(error = %err, thesadefinition = %verdict.name, "could not record an event");
+        }
+    }
+    Ok(())
+}
+
+/// The status a ThesaDefinition gets from one deployment's verdict.
+pub fn merged_definition_status(
+    old: &ThesaDefinitionStatus,
+    deployment: &str,
+    verdict: &Verdict,
+) -> ThesaDefinitionStatus {
+    let same_generation = old.observed_generation == verdict.generation;
+    let mut findings: Vec<StatusFinding> = old
+        .findings
+        .iter()
+        .filter(|f| same_generation && f.deployment.as_deref() != Some(deployment))
+        .cloned()
+        .collect();
+    findings.extend(verdict.findings.iter().map(|f| StatusFinding {
+        code: f.code.as_str().to_string(),
+        severity: f.severity.to_string(),
+        path: f.path.clone(),
+        message: f.message.clone(),
+        deployment: Some(deployment.to_string()),
+    }));
+    findings.truncate(MAX_STATUS_FINDINGS);
+    let errors: Vec<StatusFinding> = findings
+        .iter()
+        .filter(|f| f.severity == "error")
+        .cloned()
+        .collect();
+    let accepted = verdict.accepted
+        && errors
+            .iter()
+            .all(|f| f.deployment.as_deref() == Some(deployment));
+    let mut status = ThesaDefinitionStatus {
+        observed_generation: verdict.generation,
+        checksum: verdict.checksum.map(|c| format!("sha256:{c}")),
+        conditions: old.conditions.clone(),
+        findings,
+        accepted_generation: old.accepted_generation,
+        accepted_checksum: old.accepted_checksum.clone(),
+    };
+    if accepted {
+        status.accepted_generation = verdict.generation;
+        status.accepted_checksum = status.checksum.clone();
+        conditions::set(
+            &mut status.conditions,
+            conditions::ACCEPTED,
+            true,
+            reason::VALID,
+            format!("passed validation against the specs of ThesaDeployment {deployment}"),
+            verdict.generation,
+        );
+    } else {
+        let served = match (verdict.kept_previous, status.accepted_generation) {
+            (true, Some(generation)) => format!("generation {generation} keeps being served"),
+            (true, None) => "the revision served before keeps being served".to_string(),
+            (false, _) => "its domain is left out until a valid revision is applied".to_string(),
+        };
+        let reason = if verdict
+            .findings
+            .iter()
+            .any(|f| f.severity == Severity::Error)
+        {
+            reason::INVALID
+        } else {
+            reason::DEPENDENCY_REJECTED
+        };
+        let first = errors
+            .first()
+            .map(|f| format!("; first: {}[{}] {}", f.path, f.code, f.message))
+            .unwrap_or_default();
+        conditions::set(
+            &mut status.conditions,
+            conditions::ACCEPTED,
+            false,
+            reason,
+            truncate(
+                format!("{} errors{first}; {served}", errors.len().max(1)),
+                1000,
+            ),
+            verdict.generation,
+        );
+    }
+    status
+}
+
+fn truncate(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
+}
+
+pub(super) async fn deployment_status(
+    ctx: &Context,
+    tdep: &ThesaDeployment,
+    deployment: Option<&Deployment>,
+    problems: &[String],
+    apply_error: Option<&str>,
+    counts: DefinitionCounts,
+) -> Result<(), Error> {
+    let old = tdep.status.clone().unwrap_or_default();
+    let status = deployment_status_of(tdep, &old, deployment, problems, apply_error, counts);
+    // `conditions::set` keeps transition times of unchanged conditions, so
+    // equal means nothing to write.
+    if status == old {
+        return Ok(());
+    }
+    let name = tdep.name_any();
+    let api: Api<ThesaDeployment> =
+        Api::namespaced(ctx.client.clone(), &tdep.namespace().unwrap_or_default());
+    api.patch_status(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "status": status })),
+    )
+    .await
+    .map_err(Error::api(format!(
+        "updating the status of ThesaDeployment {name}"
+    )))?;
+    Ok(())
+}
+
+/// The ThesaDeployment's status from what happened and what its
+/// Deployment reports.
+pub fn deployment_status_of(
+    tdep: &ThesaDeployment,
+    old: &ThesaDeploymentStatus,
+    deployment: Option<&Deployment>,
+    problems: &[String],
+    apply_error: Option<&str>,
+    counts: DefinitionCounts,
+) -> ThesaDeploymentStatus {
+    let generation = tdep.meta().generation;
+    let empty = DeploymentStatus::default();
+    let live = deployment.and_then(|d| d.status.as_ref()).unwrap_or(&empty);
+    let wanted = deployment
+        .and_then(|d| d.spec.as_ref()?.replicas)
+        .unwrap_or(0);
+    let current = deployment.is_some_and(|d| live.observed_generation >= d.meta().generation);
+    let replicas = live.replicas.unwrap_or(0);
+    let ready = live.ready_replicas.unwrap_or(0);
+    let updated = live.updated_replicas.unwrap_or(0);
+    let rolled_out = current && updated >= wanted && replicas == updated;
+    let failed_condition = live.conditions.iter().flatten().find(|c| {
+        (c.type_ == "ReplicaFailure" && c.status == "True")
+            || (c.type_ == "Progressing" && c.status == "False")
+    });
+
+    let mut conditions_list = old.conditions.clone();
+    let set = |list: &mut Vec<_>, type_: &str, ok: bool, reason: &str, message: String| {
+        conditions::set(list, type_, ok, reason, message, generation);
+    };
+    let blocked = !problems.is_empty();
+    if !blocked {
+        let (ok, why, message) = if counts.rejected == 0 {
+            (
+                true,
+                reason::ALL_ACCEPTED,
+                format!("{} definitions accepted", counts.accepted),
+            )
+        } else {
+            (
+                false,
+                reason::SOME_REJECTED,
+                format!(
+                    "{} of {} selected definitions rejected (see `kubectl get tdef`); the last accepted revisions keep being served",
+                    counts.rejected,
+                    counts.accepted + counts.rejected
+                ),
+            )
+        };
+        set(
+            &mut conditions_list,
+            conditions::DEFINITIONS_VALID,
+            ok,
+            why,
+            message,
+        );
+    }
+    let degraded = if blocked {
+        Some((reason::INVALID_SPEC, truncate(problems.join("; "), 1000)))
+    } else if let Some(error) = apply_error {
+        Some((reason::APPLY_FAILED, truncate(error.to_string(), 1000)))
+    } else {
+        failed_condition.map(|c| {
+            (
+                reason::DEPLOYMENT_FAILED,
+                format!(
+                    "{}: {}",
+                    c.reason.clone().unwrap_or_default(),
+                    c.message.clone().unwrap_or_default()
+                ),
+            )
+        })
+    };
+    match &degraded {
+        Some((why, message)) => set(
+            &mut conditions_list,
+            conditions::DEGRADED,
+            true,
+            why,
+            message.clone(),
+        ),
+        None => set(
+            &mut conditions_list,
+            conditions::DEGRADED,
+            false,
+            reason::AS_EXPECTED,
+            String::new(),
+        ),
+    }
+    let (progressing, why, message) = if tdep.spec.paused {
+        (
+            false,
+            reason::PAUSED,
+            "spec.paused is set: changes are not rolled out".to_string(),
+        )
+    } else if rolled_out {
+        (
+            false,
+            reason::COMPLETE,
+            format!("{updated} pods run the current template"),
+        )
+    } else {
+        (
+            true,
+            reason::ROLLING_OUT,
+            format!("{updated} of {wanted} pods updated"),
+        )
+    };
+    set(
+        &mut conditions_list,
+        conditions::PROGRESSING,
+        progressing,
+        why,
+        message,
+    );
+    let is_ready = degraded.is_none() && rolled_out && wanted > 0 && ready >= wanted;
+    let (why, message) = if is_ready {
+        (reason::PODS_READY, format!("{ready}/{wanted} pods ready"))
+    } else {
+        (
+            reason::PODS_NOT_READY,
+            format!("{ready}/{wanted} pods ready"),
+        )
+    };
+    set(
+        &mut conditions_list,
+        conditions::READY,
+        is_ready,
+        why,
+        message,
+    );
+
+    let selector = desired::selector_labels(&tdep.name_any())
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    ThesaDeploymentStatus {
+        observed_generation: generation,
+        conditions: conditions_list,
+        replicas,
+        ready_replicas: ready,
+        updated_replicas: updated,
+        selector: Some(selector),
+        definitions: if blocked {
+            old.definitions.clone()
+        } else {
+            counts
+        },
+        image: Some(tdep.spec.image.clone()),
+    }
+}
+
+/// The checksum annotation of a Deployment's pod template, if any.
+pub fn rollout_checksum(deployment: &Deployment) -> Option<&str> {
+    deployment
+        .spec
+        .as_ref()?
+        .template
+        .metadata
+        .as_ref()?
+        .annotations
+        .as_ref()?
+        .get(CHECKSUM_ANNOTATION)
+        .map(String::as_str)
+}
