@@ -1,40 +1,32 @@
 //! `thesa-bff`: the Thesa Backend-For-Frontend. `serve` (the default)
 //! runs the server; `validate` checks definitions against OpenAPI specs;
+//! `diff` reports breaking changes between two definition sets;
 //! `dev-token` prints a development token.
+//!
+//! The server's modules are layered: `http` (routes, middleware, probes)
+//! uses `features` (what the BFF answers), which use `backends` (calls out)
+//! and `access` (who calls, what they may do); any of them may use the
+//! shared pieces at the top level (`state`, `registry`, `metrics`, `error`,
+//! the API's one error shape). `server` wires everything together at
+//! start-up, with `settings`, `telemetry`, `sources` and `reload`; `cli`
+//! holds the other subcommands.
 
 #![forbid(unsafe_code)]
 
-mod auth;
-mod badges;
-mod capabilities;
-mod commands;
-mod data;
-mod dev_token;
-mod diff;
+mod access;
+mod backends;
+mod cli;
 mod error;
-mod handlers;
-mod health;
-mod idempotency;
-mod invoker;
-mod lookups;
-mod metadata;
+mod features;
+mod http;
 mod metrics;
-mod middleware;
-mod outbound;
 mod registry;
 mod reload;
-mod resilience;
-mod routes;
-mod search;
 mod server;
-mod service_token;
 mod settings;
 mod sources;
 mod state;
 mod telemetry;
-mod validate;
-mod views;
-mod workflow;
 
 /// Throwaway PostgreSQL for the store tests (shared with the integration
 /// tests).
@@ -46,6 +38,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+use cli::{dev_token, diff, validate};
 
 /// mimalloc instead of the system allocator: a request makes many small
 /// allocations (headers, labels, log fields), and glibc's malloc showed

@@ -21,19 +21,22 @@ use thesa_core::openapi::OperationIndex;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 
-use crate::auth::Authenticator;
-use crate::capabilities::Capabilities;
-use crate::handlers::Handlers;
-use crate::invoker::Invoker;
-use crate::lookups::LookupCache;
+use crate::access::auth::Authenticator;
+use crate::access::capabilities::Capabilities;
+use crate::backends::invoker::Invoker;
+use crate::backends::outbound;
+use crate::features::handlers::Handlers;
+use crate::features::idempotency;
+use crate::features::lookups::LookupCache;
+use crate::features::views::ViewCache;
+use crate::features::workflow;
+use crate::features::workflow::store::Store as WorkflowStore;
+use crate::http::routes;
 use crate::metrics::Metrics;
 use crate::registry::{LoadError, Registry};
 use crate::settings;
 use crate::state::{AppState, BUILD};
-use crate::views::ViewCache;
-use crate::workflow;
-use crate::workflow::store::Store as WorkflowStore;
-use crate::{idempotency, outbound, reload, routes, sources, telemetry};
+use crate::{reload, sources, telemetry};
 
 /// Most time background tasks get to stop after the drain.
 const BACKGROUND_STOP: Duration = Duration::from_secs(5);

@@ -6,16 +6,16 @@ use arc_swap::ArcSwap;
 use thesa_core::config::Config;
 use thesa_core::openapi::OperationIndex;
 
-use crate::auth::Authenticator;
-use crate::badges::BadgeCache;
-use crate::capabilities::Capabilities;
-use crate::handlers::Handlers;
-use crate::idempotency::Store;
-use crate::invoker::Invoker;
-use crate::lookups::LookupCache;
+use crate::access::auth::Authenticator;
+use crate::access::capabilities::Capabilities;
+use crate::backends::invoker::Invoker;
+use crate::features::badges::BadgeCache;
+use crate::features::handlers::Handlers;
+use crate::features::idempotency::Store;
+use crate::features::lookups::LookupCache;
+use crate::features::views::ViewCache;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
-use crate::views::ViewCache;
 
 /// Version and commit baked in at build time (`THESA_BUILD_VERSION`,
 /// `THESA_BUILD_COMMIT`, else the crate version and `git rev-parse`).
@@ -58,7 +58,7 @@ pub struct AppState {
     /// off: commands then run without keys).
     pub idempotency: Option<Store>,
     /// Workflow instances (memory when workflows are off: never used).
-    pub workflows: crate::workflow::store::Store,
+    pub workflows: crate::features::workflow::store::Store,
     /// Prometheus metrics.
     pub metrics: Metrics,
     /// Rendered metadata views.

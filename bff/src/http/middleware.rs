@@ -31,8 +31,8 @@ use tower_http::map_request_body::MapRequestBodyLayer;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 use tracing::Instrument;
 
-use crate::auth::Principal;
-use crate::capabilities::CapabilitySet;
+use crate::access::Caller;
+use crate::access::auth::Principal;
 use crate::error::{ApiError, CORRELATION_ID};
 use crate::metrics::{ReasonLabel, ResponseLabels, RouteLabels};
 use crate::state::AppState;
@@ -46,18 +46,6 @@ pub const PARTITION_HEADER: HeaderName = HeaderName::from_static("x-partition-id
 /// The request's correlation ID (the client's, when it sent a usable one).
 #[derive(Debug, Clone)]
 pub struct CorrelationId(pub String);
-
-/// The authenticated caller, its partition and its capabilities.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    /// Who is calling.
-    pub principal: Principal,
-    /// The partition of this request: the token's default, or the one
-    /// `X-Partition-Id` narrowed it to.
-    pub partition: Option<String>,
-    /// What the caller may see and do.
-    pub capabilities: CapabilitySet,
-}
 
 /// Wraps `router` in the chain; an error names a CORS setting that is
 /// not a valid origin, method or header.

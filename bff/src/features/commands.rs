@@ -17,10 +17,10 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use thesa_core::model::{BodyMapping, Command, Form, InputMapping};
 
-use crate::data::{get_in, get_path, set_path, text};
+use crate::access::Caller;
+use crate::backends::invoker::Params;
 use crate::error::ApiError;
-use crate::invoker::Params;
-use crate::middleware::Caller;
+use crate::features::data::{get_in, get_path, set_path, text};
 
 /// The request body.
 #[derive(Debug, Default, Deserialize)]

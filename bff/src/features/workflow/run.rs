@@ -13,12 +13,12 @@ use time::OffsetDateTime;
 
 use super::store::{StoreError, Updated};
 use super::{Instance, Status, automatic_next, end, leaving, transition, waits};
-use crate::commands::{self, CommandRequest, Sources};
-use crate::data::{get_path, set_path};
+use crate::access::Caller;
+use crate::backends::invoker::{CallContext, Invoker};
 use crate::error::ApiError;
-use crate::invoker::{CallContext, Invoker};
+use crate::features::commands::{self, CommandRequest, Sources};
+use crate::features::data::{get_path, set_path};
 use crate::metrics::{StepLabel, WorkflowLabel};
-use crate::middleware::Caller;
 use crate::state::AppState;
 
 /// The store failed: workflows are unavailable, the rest of the BFF works.
@@ -273,7 +273,7 @@ async fn run_step(
 /// partition, no roles, no capabilities.
 fn system_caller(instance: &Instance) -> Caller {
     Caller {
-        principal: crate::auth::Principal {
+        principal: crate::access::auth::Principal {
             subject: super::SYSTEM.into(),
             tenant: instance.tenant.clone(),
             email: None,

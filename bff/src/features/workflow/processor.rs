@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 
 use super::run::{self, Actor};
 use super::{HistoryEntry, Instance, Status, end, fire_timeout};
-use crate::invoker::CallContext;
+use crate::backends::invoker::CallContext;
 use crate::metrics::WorkflowLabel;
 use crate::state::AppState;
 

@@ -12,7 +12,7 @@
 //!
 //! Instances are the caller's tenant's and partition's only, of workflows
 //! whose capabilities the caller holds; anything else is 404, as if it did
-//! not exist.
+//! not exist. The engine behind them is `features::workflow`.
 
 use std::sync::Arc;
 
@@ -27,13 +27,13 @@ use serde_json::{Map, Value, json};
 use thesa_core::model::Workflow;
 use uuid::Uuid;
 
-use super::run::{self, Actor, store_error};
-use super::store::ListFilter;
-use super::{Instance, Status};
+use crate::access::Caller;
 use crate::error::ApiError;
-use crate::middleware::Caller;
+use crate::features::workflow::run::{self, Actor, store_error};
+use crate::features::workflow::store::ListFilter;
+use crate::features::workflow::{self, Instance, Status};
+use crate::http::extract::{self, QueryPairs};
 use crate::registry::Registry;
-use crate::routes;
 use crate::state::AppState;
 
 /// Most instances on one page.
@@ -97,7 +97,7 @@ fn partition(caller: &Caller) -> &str {
 fn actor<'a>(caller: &'a Caller, headers: &HeaderMap) -> Actor<'a> {
     Actor {
         caller: Some(caller),
-        context: routes::call_context(caller, headers),
+        context: extract::call_context(caller, headers),
     }
 }
 
@@ -110,7 +110,7 @@ fn visible<'a>(registry: &'a Registry, caller: &Caller, id: &str) -> Option<&'a 
 
 /// An instance as the caller sees it.
 fn view(workflow: Option<&Workflow>, instance: &Instance, caller: &Caller) -> Value {
-    let step = workflow.and_then(|w| super::step(w, &instance.step));
+    let step = workflow.and_then(|w| workflow::step(w, &instance.step));
     let mut value = json!(instance);
     value["workflow_name"] = json!(workflow.map(|w| w.name.as_str()));
     value["step"] = json!({
@@ -136,8 +136,8 @@ pub async fn start(
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
     enabled(&state)?;
-    let id = routes::id(path)?;
-    let request: StartRequest = routes::json_body(&bytes, "{\"input\": {...}}")?;
+    let id = extract::id(path)?;
+    let request: StartRequest = extract::json_body(&bytes, "{\"input\": {...}}")?;
     no_nul(&request.input)?;
     let registry = state.registry.load_full();
     let workflow =
@@ -191,7 +191,7 @@ pub async fn instance(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     enabled(&state)?;
-    let id = routes::id(path)?;
+    let id = extract::id(path)?;
     let registry = state.registry.load_full();
     let (workflow, instance) = load(&state, &registry, &caller, &id).await?;
     let history = state
@@ -213,9 +213,9 @@ pub async fn event(
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
     enabled(&state)?;
-    let id = routes::id(path)?;
+    let id = extract::id(path)?;
     let request: EventRequest =
-        routes::json_body(&bytes, "{\"event\": \"...\", \"input\": {...}}")?;
+        extract::json_body(&bytes, "{\"event\": \"...\", \"input\": {...}}")?;
     no_nul(&request.input)?;
     let registry = state.registry.load_full();
     let (workflow, instance) = load(&state, &registry, &caller, &id).await?;
@@ -244,10 +244,10 @@ pub async fn event(
 pub async fn list(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
-    query: routes::QueryPairs,
+    query: QueryPairs,
 ) -> Result<Response, ApiError> {
     enabled(&state)?;
-    let query = routes::pairs(query)?;
+    let query = extract::pairs(query)?;
     let value = |name: &str| {
         query
             .iter()

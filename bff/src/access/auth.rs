@@ -420,7 +420,7 @@ impl Authenticator {
                     Err(err) => {
                         tracing::warn!(
                             jwks_url = %url,
-                            error = %crate::outbound::error_chain(&err),
+                            error = %crate::backends::outbound::error_chain(&err),
                             "cannot fetch the identity provider's signing keys; starting anyway, \
                              requests will retry"
                         );
@@ -571,7 +571,7 @@ impl Authenticator {
             Err(err) => {
                 tracing::warn!(
                     jwks_url = %url,
-                    error = %crate::outbound::error_chain(&err),
+                    error = %crate::backends::outbound::error_chain(&err),
                     kept = current.keys.len(),
                     "cannot fetch the identity provider's signing keys; keeping the keys loaded"
                 );

@@ -30,7 +30,7 @@ use thesa_core::model::{
     Section, SortDir, Table, Workflow,
 };
 
-use crate::capabilities::CapabilitySet;
+use crate::access::capabilities::CapabilitySet;
 use crate::registry::{Registry, Served};
 
 /// The navigation menu of one caller (`GET /ui/navigation`).
@@ -716,10 +716,10 @@ mod tests {
     use thesa_core::config::Policies;
     use thesa_core::validate::LoadedDefinition;
 
-    const ORDERS: &str = include_str!("../../definitions/orders/definition.yaml");
-    const INVENTORY: &str = include_str!("../../definitions/inventory/definition.yaml");
-    const CUSTOMERS: &str = include_str!("../../definitions/customers/definition.yaml");
-    const POLICIES: &str = include_str!("../../config/policies.yaml");
+    const ORDERS: &str = include_str!("../../../definitions/orders/definition.yaml");
+    const INVENTORY: &str = include_str!("../../../definitions/inventory/definition.yaml");
+    const CUSTOMERS: &str = include_str!("../../../definitions/customers/definition.yaml");
+    const POLICIES: &str = include_str!("../../../config/policies.yaml");
 
     fn served(source: &str, text: &str) -> Served {
         let mut findings = Vec::new();

@@ -1,32 +1,35 @@
-//! The route table and its handlers. `docs/bff-api.yaml` describes the same
-//! routes as an OpenAPI document (a test keeps the two equal).
+//! The route table and its handlers (the workflow endpoints' are in
+//! `workflows`). `docs/bff-api.yaml` describes the same routes as an OpenAPI
+//! document (a test keeps the two equal).
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use axum::{Extension, Json, Router};
 use serde::Serialize;
 
-use crate::badges;
-use crate::commands::{self, CommandRequest};
-use crate::data;
+use crate::access::Caller;
+use crate::backends::invoker::{InvokeError, Invoker, Params};
 use crate::error::ApiError;
-use crate::health;
-use crate::idempotency::{self, Begin, Stored};
-use crate::invoker::{CallContext, InvokeError, Invoker, Params};
-use crate::lookups;
-use crate::metadata;
-use crate::middleware::{self, Caller};
+use crate::features::badges;
+use crate::features::commands::{self, CommandRequest};
+use crate::features::data;
+use crate::features::idempotency::{self, Begin, Stored};
+use crate::features::lookups;
+use crate::features::metadata;
+use crate::features::search;
+use crate::features::views::{Rendered, View};
+use crate::http::extract::{QueryPairs, call_context, id, json_body, pairs};
+use crate::http::health;
+use crate::http::middleware;
+use crate::http::workflows;
 use crate::registry::Registry;
-use crate::search;
 use crate::state::AppState;
-use crate::views::{Rendered, View};
-use crate::workflow::api as workflow;
 use thesa_core::model::{DataSource, OperationBinding};
 
 /// The default path of the metrics route (`observability.metrics.path`
@@ -50,17 +53,17 @@ fn table() -> Vec<(&'static str, &'static str, MethodRouter<Arc<AppState>>)> {
         ("post", "/ui/commands/{id}", post(command)),
         ("get", "/ui/lookups/{id}", get(lookup)),
         ("get", "/ui/search", get(search)),
-        ("post", "/ui/workflows/{id}/start", post(workflow::start)),
-        ("get", "/ui/workflows/instances", get(workflow::list)),
+        ("post", "/ui/workflows/{id}/start", post(workflows::start)),
+        ("get", "/ui/workflows/instances", get(workflows::list)),
         (
             "get",
             "/ui/workflows/instances/{id}",
-            get(workflow::instance),
+            get(workflows::instance),
         ),
         (
             "post",
             "/ui/workflows/instances/{id}/events",
-            post(workflow::event),
+            post(workflows::event),
         ),
     ]
 }
@@ -97,18 +100,6 @@ pub fn router(state: Arc<AppState>) -> Result<Router, String> {
             )
         });
     Ok(middleware::apply(routes, &state)?.with_state(state))
-}
-
-/// The `{id}` of a route, or 400 in the error shape (axum's own rejection
-/// is plain text).
-pub(crate) fn id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
-    path.map(|Path(id)| id).map_err(|rejection| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "BAD_REQUEST",
-            rejection.body_text(),
-        )
-    })
 }
 
 async fn prometheus(State(state): State<Arc<AppState>>) -> Response {
@@ -161,7 +152,16 @@ async fn navigation(
         return ApiError::internal().into_response();
     };
     let context = call_context(&caller, &headers);
-    let menu = badges::menu(&state, &registry, &caller, &context, rendered).await;
+    let menu = badges::menu(
+        &state.badges,
+        &state.index,
+        &state.invoker,
+        &registry,
+        &caller,
+        &context,
+        rendered,
+    )
+    .await;
     respond(&headers, &menu)
 }
 
@@ -225,47 +225,6 @@ fn element<V: Serialize>(
         })
         .ok_or_else(|| ApiError::not_found(view.noun(), &id))?;
     Ok(respond(headers, &rendered))
-}
-
-/// A JSON request body as `T`; an empty body reads as `{}`. A body that
-/// does not fit is 400 naming the expected `shape`.
-pub(crate) fn json_body<T: serde::de::DeserializeOwned>(
-    bytes: &Bytes,
-    shape: &str,
-) -> Result<T, ApiError> {
-    let bytes: &[u8] = if bytes.is_empty() { b"{}" } else { bytes };
-    serde_json::from_slice(bytes).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "BAD_REQUEST",
-            format!("the body must be {shape}: {e}"),
-        )
-    })
-}
-
-/// The query string as pairs, in order.
-pub(crate) type QueryPairs = Result<Query<Vec<(String, String)>>, QueryRejection>;
-
-pub(crate) fn pairs(query: QueryPairs) -> Result<Vec<(String, String)>, ApiError> {
-    query.map(|Query(pairs)| pairs).map_err(|rejection| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "INVALID_QUERY",
-            rejection.body_text(),
-        )
-    })
-}
-
-/// What the backend call carries from the caller.
-pub(crate) fn call_context(caller: &Caller, headers: &HeaderMap) -> CallContext {
-    CallContext {
-        authorization: headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .map(String::from),
-        correlation_id: crate::error::correlation_id(),
-        partition: caller.partition.clone(),
-    }
 }
 
 /// A backend failure as the caller sees it: a stable code, never the
@@ -742,7 +701,7 @@ mod tests {
     /// `docs/bff-api.yaml` lists exactly the routes of the table.
     #[test]
     fn the_openapi_document_matches_the_route_table() {
-        let text = include_str!("../../docs/bff-api.yaml");
+        let text = include_str!("../../../docs/bff-api.yaml");
         let document = thesa_core::node::parse(text).unwrap().to_json();
         let mut documented: Vec<(String, String)> = document["paths"]
             .as_object()

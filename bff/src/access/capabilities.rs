@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use thesa_core::config::{self, CapabilityConfig, Evaluator, Policies};
 use thesa_core::finding::Severity;
 
-use crate::auth::Principal;
+use crate::access::auth::Principal;
 use crate::metrics::Metrics;
 
 /// The capabilities granted to one caller. Entries may be patterns: `*`
@@ -205,7 +205,7 @@ impl Capabilities {
             .timeout(*timeout)
             .send()
             .await
-            .map_err(|e| opa_error(crate::outbound::error_chain(&e)))?;
+            .map_err(|e| opa_error(crate::backends::outbound::error_chain(&e)))?;
         if !response.status().is_success() {
             return Err(opa_error(format!(
                 "health check answered {}",
@@ -302,7 +302,7 @@ async fn query_opa(
         .json(&input)
         .send()
         .await
-        .map_err(|e| opa_error(crate::outbound::error_chain(&e)))?;
+        .map_err(|e| opa_error(crate::backends::outbound::error_chain(&e)))?;
     if !response.status().is_success() {
         return Err(opa_error(format!("answered {}", response.status())));
     }
@@ -344,9 +344,13 @@ mod tests {
                 .into(),
             ..CapabilityConfig::default()
         };
-        let caps = Capabilities::new(&config, crate::outbound::client().unwrap(), &metrics)
-            .await
-            .unwrap();
+        let caps = Capabilities::new(
+            &config,
+            crate::backends::outbound::client().unwrap(),
+            &metrics,
+        )
+        .await
+        .unwrap();
         let principal = Principal {
             subject: "u1".into(),
             tenant: "acme".into(),
@@ -373,7 +377,7 @@ mod tests {
         };
         let err = Capabilities::new(
             &config,
-            crate::outbound::client().unwrap(),
+            crate::backends::outbound::client().unwrap(),
             &Metrics::new("t", "t"),
         )
         .await

@@ -20,8 +20,8 @@ use thesa_core::finding::{Finding, Severity};
 use thesa_core::model::{Definition, Form};
 use thesa_core::validate::LoadedDefinition;
 
+use crate::cli::validate::Format;
 use crate::sources;
-use crate::validate::Format;
 
 /// Options of `thesa-bff diff`.
 #[derive(Debug, clap::Args)]

@@ -29,7 +29,7 @@ pub struct StoreError(String);
 
 impl From<sqlx::Error> for StoreError {
     fn from(err: sqlx::Error) -> Self {
-        Self(crate::outbound::error_chain(&err))
+        Self(crate::backends::outbound::error_chain(&err))
     }
 }
 
@@ -525,8 +525,8 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::features::workflow::{self, fire_timeout, transition};
     use crate::test_postgres as postgres;
-    use crate::workflow::{self, fire_timeout, transition};
 
     fn config() -> WorkflowStoreConfig {
         WorkflowStoreConfig {

@@ -12,13 +12,13 @@ use futures::future::join_all;
 use moka::sync::Cache;
 use serde_json::Value;
 use thesa_core::model::Badge;
+use thesa_core::openapi::OperationIndex;
 
-use crate::data::get_path;
-use crate::invoker::{CallContext, Invoker, Params};
-use crate::middleware::Caller;
+use crate::access::Caller;
+use crate::backends::invoker::{CallContext, Invoker, Params};
+use crate::features::data::get_path;
+use crate::features::views::Rendered;
 use crate::registry::Registry;
-use crate::state::AppState;
-use crate::views::Rendered;
 
 /// How long a badge value is kept.
 const BADGE_TTL: Duration = Duration::from_secs(30);
@@ -69,8 +69,11 @@ impl Default for BadgeCache {
 
 /// The caller's menu: the rendered navigation with its badges' values,
 /// kept as long as the values are (so most requests cost one look-up).
+/// Badge operations are resolved in `index` and called through `invoker`.
 pub async fn menu(
-    state: &AppState,
+    badges: &BadgeCache,
+    index: &OperationIndex,
+    invoker: &Invoker,
     registry: &Registry,
     caller: &Caller,
     context: &CallContext,
@@ -82,16 +85,26 @@ pub async fn menu(
         partition: caller.partition.clone(),
         view: rendered.etag.clone(),
     };
-    if let Some(menu) = state.badges.menus.get(&key) {
+    if let Some(menu) = badges.menus.get(&key) {
         return menu;
     }
-    let menu = match fill(state, registry, caller, context, &rendered.body).await {
+    let menu = match fill(
+        badges,
+        index,
+        invoker,
+        registry,
+        caller,
+        context,
+        &rendered.body,
+    )
+    .await
+    {
         Some(filled) => {
             Arc::new(rendered.with_body(serde_json::to_vec(&filled).unwrap_or_default()))
         }
         None => rendered,
     };
-    state.badges.menus.insert(key, menu.clone());
+    badges.menus.insert(key, menu.clone());
     menu
 }
 
@@ -114,7 +127,9 @@ fn badge_of<'a>(registry: &'a Registry, domain: &str, route: &str) -> Option<&'a
 /// The answer of a badge's operation for this caller, from the cache or
 /// the backend; `None` when it cannot be had in time.
 async fn answer(
-    state: &AppState,
+    badges: &BadgeCache,
+    index: &OperationIndex,
+    invoker: &Invoker,
     caller: &Caller,
     badge: &Badge,
     context: &CallContext,
@@ -126,19 +141,13 @@ async fn answer(
         operation_id: badge.operation_id.clone(),
         service_id: badge.service_id.clone(),
     };
-    if let Some(answer) = state.badges.answers.get(&key) {
+    if let Some(answer) = badges.answers.get(&key) {
         return Some(answer);
     }
-    let (service, operation) = Invoker::resolve(
-        &state.index,
-        &badge.operation_id,
-        badge.service_id.as_deref(),
-    )
-    .ok()?;
+    let (service, operation) =
+        Invoker::resolve(index, &badge.operation_id, badge.service_id.as_deref()).ok()?;
     let params = Params::default();
-    let call = state
-        .invoker
-        .call(service, operation, &params, None, context);
+    let call = invoker.call(service, operation, &params, None, context);
     // A failure is kept too (as no answer), so that a failing service
     // costs one attempt per caller and TTL, not one per menu.
     let answer = match tokio::time::timeout(BADGE_TIMEOUT, call).await {
@@ -149,14 +158,16 @@ async fn answer(
         }
         Err(_) => Arc::new(Value::Null),
     };
-    state.badges.answers.insert(key, answer.clone());
+    badges.answers.insert(key, answer.clone());
     Some(answer)
 }
 
 /// The navigation view with its badges' values (`badge.value`), or `None`
 /// when no item of it has a badge.
 async fn fill(
-    state: &AppState,
+    badges: &BadgeCache,
+    index: &OperationIndex,
+    invoker: &Invoker,
     registry: &Registry,
     caller: &Caller,
     context: &CallContext,
@@ -196,7 +207,7 @@ async fn fill(
     let answers = join_all(
         operations
             .iter()
-            .map(|badge| answer(state, caller, badge, context)),
+            .map(|badge| answer(badges, index, invoker, caller, badge, context)),
     )
     .await;
     for (i, j, badge) in &wanted {

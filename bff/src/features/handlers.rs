@@ -22,8 +22,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use thesa_core::config::{HandlersConfig, NotifyWebhookConfig};
 
-use crate::invoker::{CallContext, InvokeError};
-use crate::outbound::error_chain;
+use crate::backends::invoker::{CallContext, InvokeError};
+use crate::backends::outbound::error_chain;
 use crate::registry::Registry;
 
 /// The handler registry: every registered handler by name.
@@ -207,7 +207,7 @@ mod tests {
         let url = url.map(String::from);
         Handlers::new(
             &HandlersConfig::default(),
-            crate::outbound::client().unwrap(),
+            crate::backends::outbound::client().unwrap(),
             move |name| {
                 (name == "THESA_NOTIFY_WEBHOOK_URL")
                     .then(|| url.clone())

@@ -18,7 +18,7 @@ use thesa_core::checksum::Checksum;
 use thesa_core::config::LookupConfig;
 use thesa_core::model::{CacheScope, Lookup};
 
-use crate::data::get_path;
+use crate::features::data::get_path;
 
 /// One cached option list and how long it lives.
 #[derive(Debug, Clone)]

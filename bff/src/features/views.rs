@@ -13,7 +13,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use thesa_core::checksum::Checksum;
 
-use crate::capabilities::CapabilitySet;
+use crate::access::capabilities::CapabilitySet;
 
 /// Most bytes of rendered views kept.
 const MAX_BYTES: u64 = 16 * 1024 * 1024;

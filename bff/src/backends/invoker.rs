@@ -23,11 +23,10 @@ use serde_json::Value;
 use thesa_core::config::{AuthStrategy, Config, RetryConfig, ServiceConfig};
 use thesa_core::openapi::{Operation, OperationIndex};
 
-use crate::data::fill_template;
+use crate::backends::outbound::error_chain;
+use crate::backends::resilience::{Breaker, BreakerState, backoff, is_idempotent};
+use crate::backends::service_token::ServiceToken;
 use crate::metrics::{Metrics, ServiceLabel};
-use crate::outbound::error_chain;
-use crate::resilience::{Breaker, BreakerState, backoff, is_idempotent};
-use crate::service_token::ServiceToken;
 
 /// Why a backend call gave no usable answer.
 #[derive(Debug, thiserror::Error)]
@@ -359,6 +358,26 @@ fn check(id: &str, service: &ServiceConfig) -> Result<(), String> {
         return Err(format!("services.{id}.base_url must be http or https"));
     }
     Ok(())
+}
+
+/// A template such as `/orders/{id}` with each `{name}` replaced by
+/// `value(name)`; the first error ends it. An unclosed `{` stays as it is.
+pub fn fill_template<E>(
+    template: &str,
+    mut value: impl FnMut(&str) -> Result<String, E>,
+) -> Result<String, E> {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else {
+            break;
+        };
+        out.push_str(&rest[..open]);
+        out.push_str(&value(&rest[open + 1..open + close])?);
+        rest = &rest[open + close + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 /// The path template with its parameters filled in, each percent-encoded

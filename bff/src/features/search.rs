@@ -13,8 +13,8 @@ use serde_json::{Map, Value, json};
 use thesa_core::model::Search;
 use thesa_core::openapi::{Operation, ParamLocation};
 
-use crate::data::{fill_template, get_path, text};
-use crate::invoker::{CallContext, Invoker, Params};
+use crate::backends::invoker::{CallContext, Invoker, Params, fill_template};
+use crate::features::data::{get_path, text};
 use crate::state::AppState;
 
 /// Shortest search text.

@@ -16,9 +16,9 @@ use thesa_core::config::{PaginationConfig, PaginationStyle};
 use thesa_core::model::{ActionType, Column, Form, Table};
 use thesa_core::openapi::{Operation, ParamLocation};
 
-use crate::capabilities::CapabilitySet;
+use crate::access::capabilities::CapabilitySet;
+use crate::backends::invoker::Params;
 use crate::error::ApiError;
-use crate::invoker::Params;
 use axum::http::StatusCode;
 
 /// Page size when neither the request nor the table gives one.
@@ -206,26 +206,6 @@ pub fn set_path(target: &mut Map<String, Value>, path: &str, value: Value) {
         let Value::Object(next) = slot else { return };
         object = next;
     }
-}
-
-/// A template such as `/orders/{id}` with each `{name}` replaced by
-/// `value(name)`; the first error ends it. An unclosed `{` stays as it is.
-pub fn fill_template<E>(
-    template: &str,
-    mut value: impl FnMut(&str) -> Result<String, E>,
-) -> Result<String, E> {
-    let mut out = String::with_capacity(template.len());
-    let mut rest = template;
-    while let Some(open) = rest.find('{') {
-        let Some(close) = rest[open..].find('}') else {
-            break;
-        };
-        out.push_str(&rest[..open]);
-        out.push_str(&value(&rest[open + 1..open + close])?);
-        rest = &rest[open + close + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
 }
 
 /// A value as parameter or route text: strings as they are, anything

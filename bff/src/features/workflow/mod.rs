@@ -8,9 +8,8 @@
 //!
 //! This module is the pure part: what a transition, a timeout or a start
 //! does to an instance. `run` performs them against the store and the
-//! backends; `api` serves them.
+//! backends; the endpoints in `http::workflows` serve them.
 
-pub mod api;
 pub mod processor;
 pub mod run;
 pub mod store;
@@ -21,7 +20,7 @@ use thesa_core::model::{Step, StepType, Transition, Workflow};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::data::{get_in, text};
+use crate::features::data::{get_in, text};
 
 /// Where an instance is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -93,7 +93,7 @@ impl ServiceToken {
             ])
             .send()
             .await
-            .map_err(|e| fail(crate::outbound::error_chain(&e)))?;
+            .map_err(|e| fail(crate::backends::outbound::error_chain(&e)))?;
         if !response.status().is_success() {
             return Err(fail(format!("answered {}", response.status())));
         }
