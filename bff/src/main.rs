@@ -127,6 +127,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Chosen here, whatever else the build enables: with both `ring` and
+    // `aws-lc-rs` compiled in, rustls cannot pick a provider by itself and
+    // the first TLS connection (JWKS, OPA, a backend) would panic.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Validate(args)) => validate::run(cli.config, args),

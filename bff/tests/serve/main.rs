@@ -11,6 +11,7 @@ mod lookups;
 mod resilience;
 mod search;
 mod service_token;
+mod tls;
 mod workflows;
 
 #[path = "../support/postgres.rs"]
