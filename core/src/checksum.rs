@@ -23,6 +23,17 @@ impl Checksum {
     pub fn of(bytes: &[u8]) -> Self {
         Self(Sha256::digest(bytes).into())
     }
+
+    /// The digest of `parts` one after the other, as [`Checksum::of`] their
+    /// concatenation, without making it.
+    pub fn of_parts<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> Self {
+        use sha2::Digest as _;
+        let mut hasher = Sha256::new();
+        for part in parts {
+            hasher.update(part);
+        }
+        Self(hasher.finalize().into())
+    }
 }
 
 impl fmt::Display for Checksum {

@@ -4,6 +4,7 @@
 //! contexts, read-only mounts, scrape annotations).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use kube::{Resource, ResourceExt};
 use serde_json::{Map, Value, json};
@@ -73,16 +74,93 @@ pub enum BuildError {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Children {
     /// ConfigMaps: config, specs shards, definitions shards.
-    pub config_maps: Vec<Value>,
+    pub config_maps: Vec<ConfigMapChild>,
     /// ServiceAccount, Service, Deployment, then the HPA (when autoscaling
     /// is set) and the PodDisruptionBudget.
     pub workload: Vec<Value>,
 }
 
 impl Children {
-    /// All objects in apply order.
-    pub fn all(&self) -> impl Iterator<Item = &Value> {
-        self.config_maps.iter().chain(&self.workload)
+    /// Every object as JSON, in apply order.
+    pub fn objects(&self) -> Vec<Value> {
+        self.config_maps
+            .iter()
+            .map(ConfigMapChild::to_value)
+            .chain(self.workload.iter().cloned())
+            .collect()
+    }
+
+    /// How many objects there are.
+    pub fn len(&self) -> usize {
+        self.config_maps.len() + self.workload.len()
+    }
+
+    /// Whether there are none (never, for a built deployment).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A ConfigMap to apply, its files shared with the definition revisions
+/// they came from rather than copied: with a thousand definitions the
+/// texts are megabytes, and the plan that holds them is kept between
+/// reconciles. Serializes as the ConfigMap object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigMapChild {
+    /// `metadata.name`.
+    pub name: String,
+    /// `metadata`.
+    pub metadata: Value,
+    /// `data`: file name to text.
+    pub data: BTreeMap<String, Arc<str>>,
+    /// A hash of the whole object: the controller skips applying one it
+    /// applied unchanged before and nobody touched since.
+    pub digest: u64,
+}
+
+impl ConfigMapChild {
+    fn new(metadata: Value, data: BTreeMap<String, Arc<str>>) -> Self {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        metadata.to_string().hash(&mut hasher);
+        data.hash(&mut hasher);
+        Self {
+            name: metadata["name"].as_str().unwrap_or_default().to_string(),
+            metadata,
+            data,
+            digest: hasher.finish(),
+        }
+    }
+
+    /// The object as JSON.
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+
+    /// An annotation of the object.
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        self.metadata.get("annotations")?.get(key)?.as_str()
+    }
+}
+
+impl serde::Serialize for ConfigMapChild {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(4))?;
+        map.serialize_entry("apiVersion", "v1")?;
+        map.serialize_entry("kind", "ConfigMap")?;
+        map.serialize_entry("metadata", &self.metadata)?;
+        map.serialize_entry("data", &Texts(&self.data))?;
+        map.end()
+    }
+}
+
+/// File texts as a JSON object of strings.
+struct Texts<'a>(&'a BTreeMap<String, Arc<str>>);
+
+impl serde::Serialize for Texts<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(k, v)| (k, &**v)))
     }
 }
 
@@ -100,20 +178,20 @@ pub fn build(input: &Input<'_>) -> Result<Children, BuildError> {
         yaml("config.yaml", &config)?
     );
     let policies_yaml = yaml("policies.yaml", &input.policies)?;
-    let config_data = BTreeMap::from([
-        ("config.yaml".to_string(), config_yaml),
-        ("policies.yaml".to_string(), policies_yaml),
+    let config_data: BTreeMap<String, Arc<str>> = BTreeMap::from([
+        ("config.yaml".to_string(), config_yaml.into()),
+        ("policies.yaml".to_string(), policies_yaml.into()),
     ]);
-    let spec_data: BTreeMap<String, String> = input
+    let spec_data: BTreeMap<String, Arc<str>> = input
         .specs
         .iter()
-        .map(|(id, text)| (format!("{id}.yaml"), text.clone()))
+        .map(|(id, text)| (format!("{id}.yaml"), Arc::from(text.as_str())))
         .collect();
-    let definition_data: BTreeMap<String, String> = input
+    let definition_data: BTreeMap<String, Arc<str>> = input
         .served
         .iter()
         .map(|f| (f.key.clone(), f.text.clone()))
-        .chain([(MANIFEST_FILE.to_string(), input.manifest.render())])
+        .chain([(MANIFEST_FILE.to_string(), input.manifest.render().into())])
         .collect();
     let sources: BTreeMap<&str, &str> = input
         .served
@@ -123,16 +201,16 @@ pub fn build(input: &Input<'_>) -> Result<Children, BuildError> {
 
     let checksum = rollout_checksum(input, &config_data, &spec_data, &definition_data);
     let meta = Meta::new(tdep);
-    let mut config_maps = vec![meta.config_map(&format!("{name}-config"), &config_data, None)];
-    let spec_shards = shard(&spec_data)?;
-    let definition_shards = shard(&definition_data)?;
+    let mut config_maps = vec![meta.config_map(&format!("{name}-config"), config_data, None)];
+    let spec_shards = shard(spec_data)?;
+    let definition_shards = shard(definition_data)?;
     let spec_names = shard_names(&name, "specs", spec_shards.len());
     let definition_names = shard_names(&name, "definitions", definition_shards.len());
-    for (shard, shard_name) in spec_shards.iter().zip(&spec_names) {
+    for (shard, shard_name) in spec_shards.into_iter().zip(&spec_names) {
         config_maps.push(meta.config_map(shard_name, shard, None));
     }
     let sources = serde_json::to_string(&sources).unwrap_or_default();
-    for (shard, shard_name) in definition_shards.iter().zip(&definition_names) {
+    for (shard, shard_name) in definition_shards.into_iter().zip(&definition_names) {
         config_maps.push(meta.config_map(shard_name, shard, Some(&sources)));
     }
 
@@ -190,35 +268,42 @@ fn yaml<T: serde::Serialize>(what: &'static str, value: &T) -> Result<String, Bu
 /// unless the BFF hot-reloads them, the definitions.
 fn rollout_checksum(
     input: &Input<'_>,
-    config: &BTreeMap<String, String>,
-    specs: &BTreeMap<String, String>,
-    definitions: &BTreeMap<String, String>,
+    config: &BTreeMap<String, Arc<str>>,
+    specs: &BTreeMap<String, Arc<str>>,
+    definitions: &BTreeMap<String, Arc<str>>,
 ) -> Checksum {
-    let mut text = String::new();
-    let mut add = |kind: &str, data: &BTreeMap<String, String>| {
-        for (key, value) in data {
-            text.push_str(&format!("{kind}/{key}\n{}\n{value}\n", value.len()));
-        }
-    };
-    add("config", config);
-    add("specs", specs);
+    let mut groups = vec![("config", config), ("specs", specs)];
     if !input.deployment.spec.definitions.hot_reload {
-        add("definitions", definitions);
+        groups.push(("definitions", definitions));
     }
-    for version in &input.secret_versions {
-        text.push_str(&format!("secret/{version}\n"));
+    let mut parts: Vec<Vec<u8>> = Vec::new();
+    let mut texts: Vec<&[u8]> = Vec::new();
+    for (kind, data) in &groups {
+        for (key, value) in data.iter() {
+            parts.push(format!("{kind}/{key}\n{}\n", value.len()).into_bytes());
+            texts.push(value.as_bytes());
+        }
     }
-    Checksum::of(text.as_bytes())
+    let secrets: Vec<Vec<u8>> = input
+        .secret_versions
+        .iter()
+        .map(|v| format!("secret/{v}\n").into_bytes())
+        .collect();
+    let files = parts
+        .iter()
+        .zip(texts)
+        .flat_map(|(head, text)| [head.as_slice(), text, b"\n".as_slice()]);
+    Checksum::of_parts(files.chain(secrets.iter().map(Vec::as_slice)))
 }
 
 /// Splits files into groups that each fit in one ConfigMap, in key order.
-fn shard(data: &BTreeMap<String, String>) -> Result<Vec<BTreeMap<String, String>>, BuildError> {
+fn shard(data: BTreeMap<String, Arc<str>>) -> Result<Vec<BTreeMap<String, Arc<str>>>, BuildError> {
     let mut shards = vec![BTreeMap::new()];
     let mut size = 0;
     for (key, value) in data {
         let len = key.len() + value.len();
         if len > MAX_CONFIG_MAP_BYTES {
-            return Err(BuildError::FileTooLarge(key.clone(), len));
+            return Err(BuildError::FileTooLarge(key, len));
         }
         if size + len > MAX_CONFIG_MAP_BYTES {
             shards.push(BTreeMap::new());
@@ -226,7 +311,7 @@ fn shard(data: &BTreeMap<String, String>) -> Result<Vec<BTreeMap<String, String>
         }
         size += len;
         if let Some(last) = shards.last_mut() {
-            last.insert(key.clone(), value.clone());
+            last.insert(key, value);
         }
     }
     Ok(shards)
@@ -292,14 +377,14 @@ impl Meta {
     fn config_map(
         &self,
         name: &str,
-        data: &BTreeMap<String, String>,
+        data: BTreeMap<String, Arc<str>>,
         sources: Option<&str>,
-    ) -> Value {
-        let mut object = self.object("v1", "ConfigMap", name, json!({ "data": data }));
+    ) -> ConfigMapChild {
+        let mut metadata = self.metadata(name);
         if let Some(sources) = sources {
-            object["metadata"]["annotations"] = json!({ SOURCES_ANNOTATION: sources });
+            metadata["annotations"] = json!({ SOURCES_ANNOTATION: sources });
         }
-        object
+        ConfigMapChild::new(metadata, data)
     }
 }
 

@@ -11,13 +11,15 @@
 //! never reaches a pod, and a valid one is only held back when something
 //! it depends on was refused.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
-use serde_json::Value;
 use thesa_core::checksum::{self, Checksum, Manifest};
 use thesa_core::finding::{Finding, Severity};
 use thesa_core::openapi::OperationIndex;
 use thesa_core::validate::{self, LoadedDefinition};
+
+use crate::revision::Revision;
 
 /// A selected definition, in its current revision.
 #[derive(Debug)]
@@ -26,12 +28,8 @@ pub struct Candidate {
     pub name: String,
     /// Its `metadata.generation`.
     pub generation: Option<i64>,
-    /// The spec, as written to the definitions ConfigMap when accepted.
-    pub document: Value,
-    /// The spec as loaded by the validator.
-    pub loaded: LoadedDefinition,
-    /// Findings from loading it.
-    pub load_findings: Vec<Finding>,
+    /// The revision: loaded, and its ConfigMap text.
+    pub revision: Arc<Revision>,
 }
 
 /// A definition file in the definitions ConfigMap.
@@ -40,7 +38,7 @@ pub struct ServedFile {
     /// The ConfigMap key, `<domain>.yaml`.
     pub key: String,
     /// The YAML text.
-    pub text: String,
+    pub text: Arc<str>,
     /// `namespace/name` of the ThesaDefinition it came from.
     pub owner: String,
 }
@@ -90,55 +88,49 @@ pub fn decide(
     index: &OperationIndex,
     handlers: &BTreeSet<String>,
 ) -> Outcome {
-    let mut meta = Vec::with_capacity(candidates.len());
-    let mut findings: Vec<Vec<Finding>> = Vec::with_capacity(candidates.len());
-    let mut loaded = Vec::with_capacity(candidates.len());
-    for c in candidates {
-        meta.push(Meta {
-            name: c.name,
-            generation: c.generation,
-            document: c.document,
-        });
-        findings.push(c.load_findings);
-        loaded.push(c.loaded);
-    }
+    let mut findings: Vec<Vec<Finding>> = candidates
+        .iter()
+        .map(|c| c.revision.load_findings.clone())
+        .collect();
+    let loaded: Vec<&LoadedDefinition> = candidates.iter().map(|c| &c.revision.loaded).collect();
     let mut accepted: Vec<bool> = findings.iter().map(|f| !has_errors(f)).collect();
 
     // Round one: every current revision, together.
+    let by_source: HashMap<&str, usize> = loaded
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.source.as_str(), i))
+        .collect();
     for finding in validate::validate(&loaded, index, handlers) {
-        if let Some(i) = loaded.iter().position(|l| l.source == finding.source) {
+        if let Some(&i) = by_source.get(finding.source.as_str()) {
             accepted[i] &= finding.severity != Severity::Error;
             findings[i].push(finding);
         }
     }
 
-    // Served revisions of the candidates, loaded once for the later rounds.
-    let names: BTreeSet<&str> = meta.iter().map(|m| m.name.as_str()).collect();
-    let kept: BTreeMap<usize, LoadedDefinition> = previous
-        .iter()
-        .enumerate()
-        .filter(|(_, file)| names.contains(file.owner.as_str()))
-        .map(|(j, file)| {
-            let source = format!("{} (served revision)", file.owner);
-            (
-                j,
-                LoadedDefinition::from_text(source, &file.text, &mut Vec::new()),
-            )
-        })
-        .collect();
+    // Served revisions of rejected candidates, loaded when first needed:
+    // with nothing rejected, none is.
+    let mut kept: BTreeMap<usize, LoadedDefinition> = BTreeMap::new();
     let mut dropped: BTreeSet<usize> = BTreeSet::new();
 
     // Later rounds: the set that would be served, until it is valid.
     loop {
-        let rejected: BTreeSet<&str> = meta
+        let rejected: BTreeSet<&str> = candidates
             .iter()
             .zip(&accepted)
             .filter(|(_, ok)| !**ok)
-            .map(|(m, _)| m.name.as_str())
+            .map(|(c, _)| c.name.as_str())
             .collect();
+        for (j, file) in previous.iter().enumerate() {
+            if rejected.contains(file.owner.as_str()) && !kept.contains_key(&j) {
+                let source = format!("{} (served revision)", file.owner);
+                let revision = LoadedDefinition::from_text(source, &file.text, &mut Vec::new());
+                kept.insert(j, revision);
+            }
+        }
         let mut set: Vec<(Member, &LoadedDefinition)> = (0..loaded.len())
             .filter(|&i| accepted[i])
-            .map(|i| (Member::Candidate(i), &loaded[i]))
+            .map(|i| (Member::Candidate(i), loaded[i]))
             .collect();
         set.extend(
             kept.iter()
@@ -157,7 +149,7 @@ pub fn decide(
                 .collect()
         };
         if errors.is_empty() {
-            let served = served_files(&set, &meta, previous);
+            let served = served_files(&set, &candidates, previous);
             let set_checksum =
                 checksum::set_checksum(served.iter().map(|(f, sum)| (f.key.as_str(), *sum)));
             let manifest = Manifest {
@@ -167,7 +159,7 @@ pub fn decide(
                     .collect(),
             };
             let served: Vec<ServedFile> = served.into_iter().map(|(f, _)| f).collect();
-            let verdicts = verdicts(meta, &loaded, findings, accepted, &served);
+            let verdicts = verdicts(candidates, findings, accepted, &served);
             return Outcome {
                 verdicts,
                 served,
@@ -198,32 +190,28 @@ fn has_errors(findings: &[Finding]) -> bool {
     findings.iter().any(|f| f.severity == Severity::Error)
 }
 
-/// Who a candidate is, kept beside its loaded form.
-struct Meta {
-    name: String,
-    generation: Option<i64>,
-    document: Value,
-}
-
 fn served_files(
     set: &[(Member, &LoadedDefinition)],
-    meta: &[Meta],
+    candidates: &[Candidate],
     previous: &[ServedFile],
 ) -> Vec<(ServedFile, Checksum)> {
     let mut files: Vec<(ServedFile, Checksum)> = set
         .iter()
         .filter_map(|(member, loaded)| {
             let definition = loaded.definition.as_ref()?;
-            let sum = checksum::definition_checksum(definition);
             let file = match *member {
-                Member::Candidate(i) => ServedFile {
-                    key: format!("{}.yaml", definition.domain),
-                    text: crate::manifest::to_yaml_body(&meta[i].document),
-                    owner: meta[i].name.clone(),
-                },
+                Member::Candidate(i) => {
+                    let revision = &candidates[i].revision;
+                    let file = ServedFile {
+                        key: format!("{}.yaml", definition.domain),
+                        text: revision.text.clone(),
+                        owner: candidates[i].name.clone(),
+                    };
+                    return Some((file, revision.checksum?));
+                }
                 Member::Previous(j) => previous[j].clone(),
             };
-            Some((file, sum))
+            Some((file, checksum::definition_checksum(definition)))
         })
         .collect();
     files.sort_by(|a, b| a.0.key.cmp(&b.0.key));
@@ -231,37 +219,26 @@ fn served_files(
 }
 
 fn verdicts(
-    meta: Vec<Meta>,
-    loaded: &[LoadedDefinition],
+    candidates: Vec<Candidate>,
     findings: Vec<Vec<Finding>>,
     accepted: Vec<bool>,
     served: &[ServedFile],
 ) -> Vec<Verdict> {
-    meta.into_iter()
-        .zip(loaded.iter())
+    candidates
+        .into_iter()
         .zip(findings.into_iter().zip(accepted))
-        .map(
-            |(
-                (
-                    Meta {
-                        name, generation, ..
-                    },
-                    loaded,
-                ),
-                (mut findings, accepted),
-            )| {
-                findings.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
-                findings.dedup();
-                let kept_previous = !accepted && served.iter().any(|f| f.owner == name);
-                Verdict {
-                    name,
-                    generation,
-                    accepted,
-                    findings,
-                    checksum: loaded.checksum(),
-                    kept_previous,
-                }
-            },
-        )
+        .map(|(candidate, (mut findings, accepted))| {
+            findings.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+            findings.dedup();
+            let kept_previous = !accepted && served.iter().any(|f| f.owner == candidate.name);
+            Verdict {
+                checksum: candidate.revision.checksum,
+                name: candidate.name,
+                generation: candidate.generation,
+                accepted,
+                findings,
+                kept_previous,
+            }
+        })
         .collect()
 }

@@ -12,6 +12,7 @@ pub mod leader;
 pub mod manifest;
 pub mod plan;
 pub mod render;
+pub mod revision;
 pub mod selector;
 pub mod telemetry;
 pub mod webhook;

@@ -3,32 +3,28 @@
 //! verdicts and the child objects. Pure: no I/O.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use kube::ResourceExt;
-use serde_json::Value;
 use thesa_core::config::{Config, Policies};
 use thesa_core::finding::{Finding, Severity};
-use thesa_core::node::Node;
 use thesa_core::openapi::{OperationIndex, SpecInput};
-use thesa_core::validate::LoadedDefinition;
 
 use crate::crd::ThesaDeployment;
 use crate::desired::{self, Children, Input};
 use crate::gate::{self, Candidate, Outcome, ServedFile};
+use crate::revision::Revision;
 
 /// A selected ThesaDefinition as read.
 #[derive(Debug)]
 pub struct DefinitionInput {
     /// `namespace/name`.
     pub name: String,
-    /// Where findings point: the CR's name, or `file[namespace/name]`.
-    pub source: String,
     /// `metadata.generation`.
     pub generation: Option<i64>,
-    /// The `spec`.
-    pub spec: Value,
-    /// The `spec` as parsed from a file, for line and column in findings.
-    pub node: Option<Node>,
+    /// Its spec, prepared; findings point at the CR's name, or at
+    /// `file[namespace/name]` with line and column.
+    pub revision: Arc<Revision>,
 }
 
 /// Everything read for one ThesaDeployment.
@@ -42,6 +38,9 @@ pub struct Snapshot<'a> {
     pub specs: BTreeMap<String, String>,
     /// What the definitions ConfigMap(s) hold now.
     pub previous: Vec<ServedFile>,
+    /// Their `name=resourceVersion` list (empty offline): what
+    /// [`Snapshot::fingerprint`] takes for `previous`.
+    pub previous_versions: String,
     /// `name=resourceVersion` of referenced Secrets.
     pub secret_versions: Vec<String>,
     /// Registered SDK handler names.
@@ -61,6 +60,69 @@ pub enum Plan {
         /// The child objects.
         children: Children,
     },
+}
+
+impl Snapshot<'_> {
+    /// A hash of everything [`plan`] reads: equal fingerprints give equal
+    /// plans, so an unchanged ThesaDeployment is not validated and built
+    /// again. What the definitions ConfigMaps hold is represented by their
+    /// resourceVersions, each definition by its name, generation and the
+    /// digest of its text.
+    pub fn fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        let tdep = self.deployment;
+        tdep.metadata.uid.hash(&mut hasher);
+        tdep.metadata.generation.hash(&mut hasher);
+        // The spec (a generation without the status) and the annotations
+        // that steer a rollout.
+        serde_json::to_string(&tdep.spec)
+            .unwrap_or_default()
+            .hash(&mut hasher);
+        tdep.metadata.annotations.hash(&mut hasher);
+        for d in &self.definitions {
+            (&d.name, d.generation, d.revision.digest).hash(&mut hasher);
+        }
+        self.specs.hash(&mut hasher);
+        self.previous_versions.hash(&mut hasher);
+        self.secret_versions.hash(&mut hasher);
+        self.handlers.hash(&mut hasher);
+        hasher.finish()
+    }
+}
+
+/// The last plan of each ThesaDeployment with the fingerprint of its
+/// input: an unchanged input is not validated and built again.
+#[derive(Debug, Default)]
+pub struct Plans {
+    by_deployment: std::sync::Mutex<std::collections::HashMap<String, (u64, Arc<Plan>)>>,
+}
+
+impl Plans {
+    /// The plan of `snapshot`: the last one when its input is unchanged.
+    pub fn plan(&self, snapshot: Snapshot<'_>) -> Arc<Plan> {
+        let name = full_name(snapshot.deployment);
+        let fingerprint = snapshot.fingerprint();
+        if let Some((kept, plan)) = self.lock().get(&name)
+            && *kept == fingerprint
+        {
+            return plan.clone();
+        }
+        let plan = Arc::new(plan(snapshot));
+        self.lock().insert(name, (fingerprint, plan.clone()));
+        plan
+    }
+
+    /// Forgets the plan of ThesaDeployment `namespace/name`.
+    pub fn forget(&self, name: &str) {
+        self.lock().remove(name);
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (u64, Arc<Plan>)>> {
+        self.by_deployment.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// Validates and builds.
@@ -95,19 +157,10 @@ pub fn plan(snapshot: Snapshot<'_>) -> Plan {
     let candidates = snapshot
         .definitions
         .into_iter()
-        .map(|d| {
-            let mut load_findings = Vec::new();
-            let loaded = match d.node {
-                Some(node) => LoadedDefinition::from_node(d.source, node, &mut load_findings),
-                None => LoadedDefinition::from_value(d.source, d.spec.clone(), &mut load_findings),
-            };
-            Candidate {
-                name: d.name,
-                generation: d.generation,
-                document: d.spec,
-                loaded,
-                load_findings,
-            }
+        .map(|d| Candidate {
+            name: d.name,
+            generation: d.generation,
+            revision: d.revision,
         })
         .collect();
     let outcome = gate::decide(candidates, &snapshot.previous, &index, &snapshot.handlers);

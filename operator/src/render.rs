@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::ResourceExt;
@@ -17,6 +18,7 @@ use thesa_core::path::Path;
 use crate::crd::ThesaDeployment;
 use crate::manifest;
 use crate::plan::{self, DefinitionInput, Plan, Snapshot};
+use crate::revision::Revision;
 use crate::selector;
 
 /// What `render` read.
@@ -220,6 +222,7 @@ pub fn render(
             definitions,
             specs,
             previous: Vec::new(),
+            previous_versions: String::new(),
             secret_versions: Vec::new(),
             handlers: BTreeSet::new(),
         };
@@ -252,8 +255,8 @@ pub fn render(
                         let _ = writeln!(out.report, "    {finding}");
                     }
                 }
-                for object in children.all() {
-                    match manifest::to_yaml(object) {
+                for object in children.objects() {
+                    match manifest::to_yaml(&object) {
                         Ok(text) => out.manifests.push_str(&text),
                         Err(err) => {
                             let _ = writeln!(out.report, "  error: writing YAML: {err}");
@@ -328,12 +331,11 @@ fn selected(tdep: &ThesaDeployment, manifests: &Manifests) -> Vec<DefinitionInpu
         .into_iter()
         .map(|d| {
             let name = format!("{}/{}", d.namespace, d.name);
+            let source = format!("{}[{name}]", d.file);
             DefinitionInput {
-                source: format!("{}[{name}]", d.file),
                 name,
                 generation: d.generation,
-                spec: d.spec.to_json(),
-                node: Some(d.spec.clone()),
+                revision: Arc::new(Revision::from_node(source, d.spec.clone())),
             }
         })
         .collect()

@@ -34,6 +34,7 @@ use thesa_core::validate::LoadedDefinition;
 use crate::controller::{self, Context};
 use crate::crd::{ThesaDefinition, ThesaDeployment};
 use crate::plan::{self, Plan};
+use crate::revision::{CachedDefinition, Revisions};
 
 /// How the webhook judges.
 #[derive(Clone)]
@@ -127,14 +128,17 @@ impl Webhook {
     async fn judge(&self, definition: ThesaDefinition) -> Result<Judgement, controller::Error> {
         let full_name = plan::full_name(&definition);
         // The definitions as they would be after this request.
+        let revisions = Revisions::default();
         let (store, mut writer) = reflector::store();
         writer.apply_watcher_event(&watcher::Event::Init);
         for d in self.list::<ThesaDefinition>("ThesaDefinitions").await? {
             if plan::full_name(&d) != full_name {
-                writer.apply_watcher_event(&watcher::Event::InitApply(d));
+                let cached = CachedDefinition::new(d, &revisions);
+                writer.apply_watcher_event(&watcher::Event::InitApply(cached));
             }
         }
-        writer.apply_watcher_event(&watcher::Event::InitApply(definition.clone()));
+        let cached = CachedDefinition::new(definition.clone(), &revisions);
+        writer.apply_watcher_event(&watcher::Event::InitApply(cached));
         writer.apply_watcher_event(&watcher::Event::InitDone);
         let ctx = Context::new(self.client.clone(), store, self.handlers.clone());
 

@@ -18,6 +18,7 @@ use kube_fake_client::ClientBuilder;
 use serde_json::{Value, json};
 use thesa_operator::controller::{self, Context};
 use thesa_operator::crd::{ThesaDefinition, ThesaDeployment};
+use thesa_operator::revision::{Revisions, cached_event};
 use thesa_operator::telemetry::{self, Telemetry};
 use thesa_operator::webhook::Webhook;
 
@@ -48,6 +49,7 @@ async fn reconcile_with(
     telemetry: Arc<Telemetry>,
 ) -> Result<(), controller::Error> {
     let definitions: Api<ThesaDefinition> = Api::all(client.clone());
+    let revisions = Revisions::default();
     let (store, mut writer) = reflector::store();
     writer.apply_watcher_event(&watcher::Event::Init);
     for definition in definitions
@@ -55,7 +57,8 @@ async fn reconcile_with(
         .await
         .expect("list")
     {
-        writer.apply_watcher_event(&watcher::Event::InitApply(definition));
+        let event = cached_event(watcher::Event::InitApply(definition), &revisions);
+        writer.apply_watcher_event(&event);
     }
     writer.apply_watcher_event(&watcher::Event::InitDone);
     let mut ctx = Context::new(client.clone(), store, BTreeSet::new());

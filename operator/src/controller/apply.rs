@@ -1,7 +1,8 @@
 //! *Apply*: the children by server-side apply (one field manager,
 //! forced), then the removal of what is no longer wanted.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -13,35 +14,73 @@ use serde_json::Value;
 use tracing::{info, warn};
 
 use super::{Context, Error};
-use crate::desired::{self, MANAGER};
+use crate::desired::{self, MANAGER, SOURCES_ANNOTATION};
 
 /// Applies every child (server-side apply, forced: the operator owns these
 /// fields), then deletes the children it no longer wants (definition and
 /// spec shards that went away, the HPA when autoscaling was turned off).
+/// A ConfigMap applied unchanged before, whose resourceVersion has not
+/// moved since (nobody edited it), is not sent again: with a thousand
+/// definitions those are megabytes per reconcile.
 pub(super) async fn apply(
     ctx: &Context,
     namespace: &str,
     children: &desired::Children,
 ) -> Result<(), Error> {
-    let params = PatchParams::apply(MANAGER).force();
-    let mut wanted: BTreeSet<(String, String)> = BTreeSet::new();
-    for object in children.all() {
-        let (api, kind, name) = dynamic_api(ctx, namespace, object);
-        wanted.insert((kind.clone(), name.clone()));
-        let live = api
-            .patch(&name, &params, &Patch::Apply(object))
-            .await
-            .map_err(Error::api(format!("applying {kind} {namespace}/{name}")))?;
-        if kind == "ConfigMap" {
-            remove_foreign_keys(&api, &name, object, &live.data).await?;
-        }
-    }
-    let Some(owner) = children.all().next().and_then(instance_label) else {
+    let Some(owner) = children.workload.first().and_then(instance_label) else {
         return Ok(());
     };
     let lp = ListParams::default().labels(&desired::children_selector(&owner));
     let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), namespace);
-    delete_unwanted(&config_maps, &lp, &wanted).await?;
+    let live_config_maps = config_maps
+        .list_metadata(&lp)
+        .await
+        .map_err(Error::api(format!("listing the ConfigMaps of {owner}")))?;
+    let live_versions: HashMap<String, String> = live_config_maps
+        .items
+        .iter()
+        .map(|cm| (cm.name_any(), cm.resource_version().unwrap_or_default()))
+        .collect();
+
+    let params = PatchParams::apply(MANAGER).force();
+    let mut wanted: BTreeSet<(String, String)> = BTreeSet::new();
+    for child in &children.config_maps {
+        let name = &child.name;
+        wanted.insert(("ConfigMap".to_string(), name.clone()));
+        let key = format!("{namespace}/{name}");
+        if let Some(version) = live_versions.get(name)
+            && ctx.applied(&key) == Some((child.digest, version.clone()))
+        {
+            continue;
+        }
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            ctx.client.clone(),
+            namespace,
+            &ApiResource::erase::<ConfigMap>(&()),
+        );
+        let live = api
+            .patch(name, &params, &Patch::Apply(child))
+            .await
+            .map_err(Error::api(format!("applying ConfigMap {key}")))?;
+        if remove_foreign_keys(&api, name, &child.data, &live.data).await? {
+            continue;
+        }
+        let version = live.metadata.resource_version.clone().unwrap_or_default();
+        ctx.remember_applied(key.clone(), child.digest, version.clone());
+        if child.annotation(SOURCES_ANNOTATION).is_some() {
+            // A definitions ConfigMap: the next reconcile need not read it
+            // again while its resourceVersion stays.
+            ctx.served.remember(key, version, child);
+        }
+    }
+    for object in &children.workload {
+        let (api, kind, name) = dynamic_api(ctx, namespace, object);
+        wanted.insert((kind.clone(), name.clone()));
+        api.patch(&name, &params, &Patch::Apply(object))
+            .await
+            .map_err(Error::api(format!("applying {kind} {namespace}/{name}")))?;
+    }
+    delete_unwanted_listed("ConfigMap", &config_maps, live_config_maps.items, &wanted).await?;
     let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(ctx.client.clone(), namespace);
     delete_unwanted(&hpas, &lp, &wanted).await
 }
@@ -62,9 +101,23 @@ where
         .list_metadata(lp)
         .await
         .map_err(Error::api(format!("listing {kind}s")))?;
-    for object in listed.items {
+    delete_unwanted_listed(&kind, api, listed.items, wanted).await
+}
+
+/// Deletes the `listed` objects that `wanted` does not list.
+async fn delete_unwanted_listed<K, L>(
+    kind: &str,
+    api: &Api<K>,
+    listed: Vec<L>,
+    wanted: &BTreeSet<(String, String)>,
+) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    L: ResourceExt,
+{
+    for object in listed {
         let name = object.name_any();
-        if !wanted.contains(&(kind.clone(), name.clone())) {
+        if !wanted.contains(&(kind.to_string(), name.clone())) {
             info!(kind = %kind, name = %name, "deleting a child no longer wanted");
             api.delete(&name, &DeleteParams::default())
                 .await
@@ -77,14 +130,13 @@ where
 /// Server-side apply leaves keys that another field manager added to a
 /// ConfigMap; in the definitions ConfigMap such a key would be a definition
 /// that never passed the gate. The operator's ConfigMaps hold exactly
-/// what it applied.
+/// what it applied. Whether keys were removed.
 async fn remove_foreign_keys(
     api: &Api<DynamicObject>,
     name: &str,
-    desired: &Value,
+    wanted: &BTreeMap<String, Arc<str>>,
     live: &Value,
-) -> Result<(), Error> {
-    let wanted = desired.get("data").and_then(Value::as_object);
+) -> Result<bool, Error> {
     let mut removals = serde_json::Map::new();
     for field in ["data", "binaryData"] {
         let extra: serde_json::Map<String, Value> = live
@@ -92,9 +144,7 @@ async fn remove_foreign_keys(
             .and_then(Value::as_object)
             .into_iter()
             .flatten()
-            .filter(|(key, _)| {
-                field == "binaryData" || !wanted.is_some_and(|w| w.contains_key(*key))
-            })
+            .filter(|(key, _)| field == "binaryData" || !wanted.contains_key(*key))
             .map(|(key, _)| (key.clone(), Value::Null))
             .collect();
         if !extra.is_empty() {
@@ -102,7 +152,7 @@ async fn remove_foreign_keys(
         }
     }
     if removals.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
     warn!(configmap = %name, removed = ?removals, "removing keys the operator did not write");
     api.patch(
@@ -114,7 +164,7 @@ async fn remove_foreign_keys(
     .map_err(Error::api(format!(
         "removing foreign keys from ConfigMap {name}"
     )))?;
-    Ok(())
+    Ok(true)
 }
 
 fn instance_label(object: &Value) -> Option<String> {

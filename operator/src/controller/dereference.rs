@@ -3,20 +3,20 @@
 //! ThesaDefinitions (from the watch's cache) and what its definitions
 //! ConfigMaps serve now.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::api::{Api, ListParams};
 use kube::{Resource, ResourceExt};
-use serde_json::Value;
 use thesa_core::checksum::MANIFEST_FILE;
 
 use super::{Context, Error};
-use crate::crd::{ThesaDefinition, ThesaDeployment};
-use crate::desired::{self, SOURCES_ANNOTATION};
+use crate::crd::ThesaDeployment;
+use crate::desired::{self, ConfigMapChild, SOURCES_ANNOTATION};
 use crate::gate::ServedFile;
 use crate::plan::{self, DefinitionInput, Snapshot};
+use crate::revision::CachedDefinition;
 use crate::selector;
 
 pub(super) fn secret_names(tdep: &ThesaDeployment) -> BTreeSet<&str> {
@@ -88,7 +88,7 @@ pub(crate) async fn dereference<'a>(
         }
     }
 
-    let previous = served_now(&config_maps, tdep).await?;
+    let (previous, previous_versions) = served_now(ctx, &config_maps, tdep).await?;
     let namespaces = match &tdep.spec.definitions.namespace_selector {
         None => BTreeSet::from([namespace.clone()]),
         Some(selector) => {
@@ -104,7 +104,7 @@ pub(crate) async fn dereference<'a>(
         }
     };
     let selector = tdep.spec.definitions.selector.as_ref();
-    let mut selected: Vec<Arc<ThesaDefinition>> = ctx
+    let mut selected: Vec<Arc<CachedDefinition>> = ctx
         .definitions
         .state()
         .into_iter()
@@ -113,63 +113,149 @@ pub(crate) async fn dereference<'a>(
         .filter(|d| selector::matches(selector, d.labels()))
         .collect();
     selected.sort_by_key(|d| plan::full_name(d.as_ref()));
-    let definitions = selected
-        .iter()
-        .map(|d| {
-            let name = plan::full_name(d.as_ref());
-            DefinitionInput {
-                source: name.clone(),
-                name,
-                generation: d.meta().generation,
-                spec: Value::Object(d.spec.document.clone()),
-                node: None,
-            }
-        })
-        .collect();
+    let definitions = definition_inputs(&selected);
+    // Revisions of definitions that are gone, or changed since, are
+    // dropped; those of definitions other deployments select stay.
+    ctx.revisions.retain(
+        &ctx.definitions
+            .state()
+            .iter()
+            .filter_map(|d| Some((d.uid()?, d.meta().generation?)))
+            .collect(),
+    );
     let snapshot = Snapshot {
         deployment: tdep,
         definitions,
         specs,
         previous,
+        previous_versions,
         secret_versions,
         handlers: ctx.handlers.clone(),
     };
     Ok((snapshot, problems))
 }
 
+/// The selected definitions as the plan takes them.
+pub fn definition_inputs(selected: &[Arc<CachedDefinition>]) -> Vec<DefinitionInput> {
+    selected
+        .iter()
+        .map(|d| DefinitionInput {
+            name: plan::full_name(d.as_ref()),
+            generation: d.meta().generation,
+            revision: d.revision.clone(),
+        })
+        .collect()
+}
+
+/// What each definitions ConfigMap held when last read or applied, by
+/// `namespace/name`: its resourceVersion and its files. A reconcile lists
+/// the ConfigMaps by metadata and reads again only those whose
+/// resourceVersion moved, instead of every definition's text each time.
+#[derive(Debug, Default)]
+pub struct ServedConfigMaps {
+    by_name: Mutex<HashMap<String, Held>>,
+}
+
+/// A ConfigMap's resourceVersion and the files it held at that version.
+type Held = (String, Arc<[ServedFile]>);
+
+impl ServedConfigMaps {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Held>> {
+        self.by_name.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn get(&self, key: &str, version: &str) -> Option<Arc<[ServedFile]>> {
+        let kept = self.lock();
+        let (kept_version, files) = kept.get(key)?;
+        (kept_version == version).then(|| files.clone())
+    }
+
+    /// Keeps what the definitions ConfigMap `child` holds at `version`
+    /// (`key` is its `namespace/name`), sharing its texts.
+    pub fn remember(&self, key: String, version: String, child: &ConfigMapChild) {
+        let sources = sources(child.annotation(SOURCES_ANNOTATION));
+        let files: Arc<[ServedFile]> = child
+            .data
+            .iter()
+            .filter(|(key, _)| key.as_str() != MANIFEST_FILE)
+            .map(|(key, text)| ServedFile {
+                key: key.clone(),
+                text: text.clone(),
+                owner: sources.get(key).cloned().unwrap_or_default(),
+            })
+            .collect();
+        self.lock().insert(key, (version, files));
+    }
+
+    /// Keeps what ConfigMap `cm`, read from the API, holds.
+    fn remember_read(&self, key: String, cm: ConfigMap) -> Arc<[ServedFile]> {
+        let sources = sources(
+            cm.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(SOURCES_ANNOTATION))
+                .map(String::as_str),
+        );
+        let files: Arc<[ServedFile]> = cm
+            .data
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(key, _)| key.as_str() != MANIFEST_FILE)
+            .map(|(key, text)| ServedFile {
+                owner: sources.get(&key).cloned().unwrap_or_default(),
+                key,
+                text: text.into(),
+            })
+            .collect();
+        let version = cm.metadata.resource_version.unwrap_or_default();
+        self.lock().insert(key, (version, files.clone()));
+        files
+    }
+}
+
+/// The definitions sources annotation: file name to `namespace/name`.
+fn sources(annotation: Option<&str>) -> BTreeMap<String, String> {
+    annotation
+        .and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or_default()
+}
+
 /// The definition files the deployment's definitions ConfigMaps hold now,
-/// with the ThesaDefinition each came from.
+/// with the ThesaDefinition each came from, and their `name=version` list.
 async fn served_now(
+    ctx: &Context,
     config_maps: &Api<ConfigMap>,
     tdep: &ThesaDeployment,
-) -> Result<Vec<ServedFile>, Error> {
+) -> Result<(Vec<ServedFile>, String), Error> {
     let name = tdep.name_any();
+    let namespace = tdep.namespace().unwrap_or_default();
     let prefix = format!("{name}-definitions");
     let list = config_maps
-        .list(&ListParams::default().labels(&desired::children_selector(&name)))
+        .list_metadata(&ListParams::default().labels(&desired::children_selector(&name)))
         .await
         .map_err(Error::api(format!("listing the ConfigMaps of {name}")))?;
     let mut files = Vec::new();
+    let mut versions = String::new();
     for cm in list
         .items
         .iter()
         .filter(|cm| cm.name_any().starts_with(&prefix))
     {
-        let sources: BTreeMap<String, String> = cm
-            .annotations()
-            .get(SOURCES_ANNOTATION)
-            .and_then(|s| serde_json::from_str(s).ok())
-            .unwrap_or_default();
-        for (key, text) in cm.data.iter().flatten() {
-            if key == MANIFEST_FILE {
-                continue;
+        let cm_name = cm.name_any();
+        let version = cm.resource_version().unwrap_or_default();
+        versions.push_str(&format!("{cm_name}={version};"));
+        let key = format!("{namespace}/{cm_name}");
+        let held = match ctx.served.get(&key, &version) {
+            Some(held) => held,
+            None => {
+                let full = config_maps
+                    .get(&cm_name)
+                    .await
+                    .map_err(Error::api(format!("reading ConfigMap {key}")))?;
+                ctx.served.remember_read(key, full)
             }
-            files.push(ServedFile {
-                key: key.clone(),
-                text: text.clone(),
-                owner: sources.get(key).cloned().unwrap_or_default(),
-            });
-        }
+        };
+        files.extend(held.iter().cloned());
     }
-    Ok(files)
+    Ok((files, versions))
 }

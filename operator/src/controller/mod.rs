@@ -24,19 +24,24 @@ use kube::runtime::reflector::Store;
 use kube::{Client, Resource, ResourceExt};
 use tracing::{Instrument, info, warn};
 
-use crate::crd::{DefinitionCounts, ThesaDefinition, ThesaDeployment};
+use crate::crd::{DefinitionCounts, ThesaDeployment};
 use crate::desired::MANAGER;
 use crate::gate::Verdict;
 use crate::plan::{self, Plan};
+use crate::revision::{CachedDefinition, Revisions};
 use crate::telemetry::Telemetry;
 
 use apply::apply;
 pub(crate) use dereference::dereference;
+pub use dereference::{ServedConfigMaps, definition_inputs};
 pub use run::{RunArgs, main};
 use status::{definition_status, deployment_status};
 pub use status::{deployment_status_of, merged_definition_status, rollout_checksum};
 pub use watches::WatchHealth;
 
+/// ThesaDefinitions per page of the watch's initial list: each page is
+/// held whole while its definitions are prepared, so pages stay small.
+pub const DEFINITIONS_PAGE_SIZE: u32 = 50;
 /// How often a ThesaDeployment is looked at again without any event.
 const RESYNC: Duration = Duration::from_secs(600);
 
@@ -65,7 +70,7 @@ pub struct Context {
     /// The API client.
     pub client: Client,
     /// ThesaDefinitions, as the watch sees them.
-    pub definitions: Store<ThesaDefinition>,
+    pub definitions: Store<CachedDefinition>,
     /// Registered SDK handler names.
     pub handlers: BTreeSet<String>,
     /// Publishes Kubernetes events.
@@ -74,13 +79,34 @@ pub struct Context {
     failures: Mutex<HashMap<String, u32>>,
     /// Metrics and probe state.
     pub telemetry: Arc<Telemetry>,
+    /// Definition revisions prepared so far, shared with the watch that
+    /// fills `definitions`.
+    pub revisions: Arc<Revisions>,
+    /// What the definitions ConfigMaps held when last read or applied.
+    pub served: ServedConfigMaps,
+    /// The last plan of each ThesaDeployment.
+    plans: plan::Plans,
+    /// ConfigMaps as last applied, by `namespace/name`: their digest and the
+    /// resourceVersion the apply returned.
+    applied: Mutex<HashMap<String, (u64, String)>>,
 }
 
 impl Context {
+    /// Digest and resourceVersion of ConfigMap `key` as last applied.
+    fn applied(&self, key: &str) -> Option<(u64, String)> {
+        let applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
+        applied.get(key).cloned()
+    }
+
+    fn remember_applied(&self, key: String, digest: u64, version: String) {
+        let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
+        applied.insert(key, (digest, version));
+    }
+
     /// A context over `client` and a definitions cache.
     pub fn new(
         client: Client,
-        definitions: Store<ThesaDefinition>,
+        definitions: Store<CachedDefinition>,
         handlers: BTreeSet<String>,
     ) -> Self {
         let reporter = Reporter {
@@ -94,6 +120,10 @@ impl Context {
             handlers,
             failures: Mutex::new(HashMap::new()),
             telemetry: Arc::default(),
+            revisions: Arc::default(),
+            served: ServedConfigMaps::default(),
+            plans: plan::Plans::default(),
+            applied: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -122,6 +152,7 @@ pub async fn reconcile(tdep: Arc<ThesaDeployment>, ctx: Arc<Context>) -> Result<
     if tdep.meta().deletion_timestamp.is_some() {
         // Owner references let the garbage collector remove the children.
         ctx.telemetry.forget(&name);
+        ctx.plans.forget(&name);
         return Ok(Action::await_change());
     }
     // Every log line of the reconcile carries the object's name.
@@ -141,16 +172,16 @@ async fn reconcile_inner(tdep: &ThesaDeployment, ctx: &Context) -> Result<Action
     let namespace = tdep.namespace().unwrap_or_default();
     let (snapshot, mut problems) = dereference(tdep, ctx).await?;
     let plan = if problems.is_empty() {
-        plan::plan(snapshot)
+        ctx.plans.plan(snapshot)
     } else {
-        Plan::Blocked(Vec::new())
+        Arc::new(Plan::Blocked(Vec::new()))
     };
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
     let mut counts = DefinitionCounts::default();
     let mut apply_error = None;
-    match plan {
+    match plan.as_ref() {
         Plan::Blocked(more) => {
-            problems.extend(more);
+            problems.extend(more.iter().cloned());
             ctx.telemetry.definitions(&plan::full_name(tdep), 0, 0);
             warn!(problems = ?problems, "ThesaDeployment cannot be rolled out");
         }
@@ -164,7 +195,7 @@ async fn reconcile_inner(tdep: &ThesaDeployment, ctx: &Context) -> Result<Action
             );
             counts.checksum = Some(format!("sha256:{}", outcome.set_checksum));
             if !tdep.spec.paused {
-                if let Err(err) = apply(ctx, &namespace, &children).await {
+                if let Err(err) = apply(ctx, &namespace, children).await {
                     apply_error = Some(err.to_string());
                 }
             }

@@ -23,11 +23,12 @@ use tracing::{info, warn};
 
 use super::dereference::secret_names;
 use super::watches::{WatchHealth, resilient};
-use super::{Context, error_policy, reconcile};
+use super::{Context, DEFINITIONS_PAGE_SIZE, error_policy, reconcile};
 use crate::certs;
 use crate::crd::{ThesaDefinition, ThesaDeployment};
 use crate::desired::MANAGER;
 use crate::leader::{Elector, LeaseSettings};
+use crate::revision::{CachedDefinition, Revisions, cached_event};
 use crate::selector;
 use crate::telemetry::{self, Telemetry};
 use crate::webhook::{self, Webhook};
@@ -332,18 +333,34 @@ fn controller(
     let owned =
         watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGER}"));
 
-    // The two kinds the reconcile reads from a cache, without the managed
-    // fields nothing reads (a large share of a small object).
+    // ThesaDefinitions are kept as metadata, status and the prepared
+    // revision (loaded and written once per generation, off the async
+    // workers); ThesaDeployments without their managed fields.
+    let revisions = Arc::new(Revisions::default());
     let (definitions, writer) = reflector::store();
     let api = scoped::<ThesaDefinition>(client, ns);
+    let preparing = revisions.clone();
     let definition_events = reflect(
         writer,
         resilient(
             format!("thesadefinitions ({scope})"),
             health.clone(),
-            move || watcher(api.clone(), watcher::Config::default()),
+            move || {
+                watcher(
+                    api.clone(),
+                    watcher::Config::default().page_size(DEFINITIONS_PAGE_SIZE),
+                )
+            },
         )
-        .modify(|d| d.managed_fields_mut().clear()),
+        .then(move |event| {
+            let revisions = preparing.clone();
+            async move {
+                let event = event?;
+                tokio::task::spawn_blocking(move || cached_event(event, &revisions))
+                    .await
+                    .map_err(|e| watcher::Error::WatchStartFailed(kube::Error::Service(e.into())))
+            }
+        }),
     )
     .touched_objects();
     let (deployments, writer) = reflector::store();
@@ -361,6 +378,7 @@ fn controller(
 
     let mut context = Context::new(client.clone(), definitions, handlers.clone());
     context.telemetry = telemetry.clone();
+    context.revisions = revisions;
     let context = Arc::new(context);
 
     // Everything else only triggers reconciles: metadata is enough.
@@ -482,7 +500,7 @@ where
 /// a namespace selector: the namespace labels are checked in reconcile).
 fn selecting(
     deployments: &[Arc<ThesaDeployment>],
-    tdef: &ThesaDefinition,
+    tdef: &CachedDefinition,
 ) -> Vec<ObjectRef<ThesaDeployment>> {
     deployments
         .iter()

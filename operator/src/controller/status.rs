@@ -20,6 +20,7 @@ use crate::crd::{
 use crate::desired::{self, CHECKSUM_ANNOTATION};
 use crate::gate::Verdict;
 use crate::plan;
+use crate::revision::CachedDefinition;
 
 /// Most findings kept in a ThesaDefinition's status.
 const MAX_STATUS_FINDINGS: usize = 50;
@@ -34,7 +35,7 @@ pub(super) async fn definition_status(
     let Some((namespace, name)) = verdict.name.split_once('/') else {
         return Ok(());
     };
-    let key = ObjectRef::<ThesaDefinition>::new(name).within(namespace);
+    let key = ObjectRef::<CachedDefinition>::new(name).within(namespace);
     let Some(tdef) = ctx.definitions.get(&key) else {
         return Ok(());
     };
