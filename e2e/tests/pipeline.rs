@@ -38,6 +38,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use thesa_operator::controller::{self, Context};
 use thesa_operator::crd::{ThesaDefinition, ThesaDeployment};
+use thesa_operator::revision::{Revisions, cached_event};
 
 const NS: &str = "default";
 
@@ -357,10 +358,12 @@ fn secret(name: &str, key: &str, value: &str) -> Secret {
 /// watch would.
 async fn reconcile(client: &Client) {
     let definitions: Api<ThesaDefinition> = Api::all(client.clone());
+    let revisions = Revisions::default();
     let (store, mut writer) = reflector::store();
     writer.apply_watcher_event(&watcher::Event::Init);
     for definition in definitions.list(&ListParams::default()).await.unwrap() {
-        writer.apply_watcher_event(&watcher::Event::InitApply(definition));
+        let event = cached_event(watcher::Event::InitApply(definition), &revisions);
+        writer.apply_watcher_event(&event);
     }
     writer.apply_watcher_event(&watcher::Event::InitDone);
     let handlers = thesa_core::validate::known_handlers(None);
