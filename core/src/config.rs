@@ -467,6 +467,7 @@ pub struct PermissionKeysConfig {
     pub separator: String,
     /// Keys that name a capability some other way (key → capability),
     /// honoured besides the separator rule.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub aliases: BTreeMap<String, String>,
 }
 
