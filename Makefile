@@ -19,6 +19,8 @@ run: ## Serve the samples on :8080 (embedded stores, development keys; prints ho
 	@echo '  curl -s -H "Authorization: Bearer $$TOKEN" http://localhost:8080/ui/navigation'
 	@echo '  curl -s -H "Authorization: Bearer $$TOKEN" http://localhost:8080/ui/pages/orders.list'
 	@echo "Roles are in config/policies.yaml (admin, viewer, order_clerk, ...)."
+	@echo "The admin console's analytics (/api/analytics/query/*) answer 503 until"
+	@echo "THESA_ANALYTICS_PROMETHEUS_URL names a Prometheus-compatible API (docs/bff.md, Analytics)."
 	@echo
 	exec target/debug/thesa-bff serve --config config/config.yaml
 

@@ -4,7 +4,9 @@
 #   127.0.0.1 (set REDIS_URL to use an existing server instead);
 # - PostgreSQL server binaries and psql: the workflow tests create a
 #   throwaway cluster (initdb on a free port) and a database per test (set
-#   DATABASE_URL to a server they may create databases in instead).
+#   DATABASE_URL to a server they may create databases in instead);
+# - prometheus: the analytics tests start a throwaway Prometheus on
+#   127.0.0.1 scraping an exporter the test serves.
 set -euo pipefail
 
 missing=()
@@ -17,6 +19,9 @@ fi
 if ! command -v psql >/dev/null; then
   missing+=(postgresql-client)
 fi
+if ! command -v prometheus >/dev/null; then
+  missing+=(prometheus)
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
@@ -26,6 +31,7 @@ if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
 fi
 echo "test-deps: installing ${missing[*]}"
 apt-get update -qq
-# The packaged PostgreSQL service is not started: the tests run their own.
+# The packaged PostgreSQL and Prometheus services are not started here:
+# the tests run their own.
 DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
   --no-install-recommends "${missing[@]}" >/dev/null

@@ -133,6 +133,17 @@ pub struct Metrics {
     /// `thesa_workflow_step_duration_seconds{workflow_id,step}`: time spent
     /// in a step, observed when it is left.
     pub workflow_step_duration: Family<StepLabel, Histogram>,
+    /// `thesa_analytics_cache_hits_total`: analytics answers from the cache.
+    pub analytics_cache_hits: Counter,
+    /// `thesa_analytics_cache_misses_total`: analytics queries sent to the
+    /// metrics backend.
+    pub analytics_cache_misses: Counter,
+    /// `thesa_analytics_backend_duration_seconds`: each query of the
+    /// metrics backend.
+    pub analytics_backend_duration: Histogram,
+    /// `thesa_analytics_backend_failures_total{reason}`: `timeout`,
+    /// `unreachable`, `status`, `answer`.
+    pub analytics_backend_failures: Family<ReasonLabel, Counter>,
 }
 
 impl Metrics {
@@ -235,6 +246,30 @@ impl Metrics {
             "Time spent in a workflow step",
             workflow_step_duration.clone(),
         );
+        let analytics_cache_hits = Counter::default();
+        registry.register(
+            "thesa_analytics_cache_hits",
+            "Analytics answers served from the cache",
+            analytics_cache_hits.clone(),
+        );
+        let analytics_cache_misses = Counter::default();
+        registry.register(
+            "thesa_analytics_cache_misses",
+            "Analytics queries sent to the metrics backend",
+            analytics_cache_misses.clone(),
+        );
+        let analytics_backend_duration = Histogram::new(LATENCY_BUCKETS);
+        registry.register(
+            "thesa_analytics_backend_duration_seconds",
+            "Duration of each query of the metrics backend",
+            analytics_backend_duration.clone(),
+        );
+        let analytics_backend_failures = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "thesa_analytics_backend_failures",
+            "Metrics backend queries that failed, by reason",
+            analytics_backend_failures.clone(),
+        );
         let build = Family::<BuildLabels, Gauge>::default();
         build
             .get_or_create(&BuildLabels {
@@ -264,6 +299,10 @@ impl Metrics {
             workflow_timed_out,
             workflow_active,
             workflow_step_duration,
+            analytics_cache_hits,
+            analytics_cache_misses,
+            analytics_backend_duration,
+            analytics_backend_failures,
         }
     }
 

@@ -106,6 +106,7 @@ pub fn reload(state: &AppState, directories: &[PathBuf]) {
                 tracing::warn!(finding = %warning, "definition warning");
             }
             state.handlers.warn_missing(&registry);
+            state.capabilities.use_definitions(&registry, &state.index);
             let count = registry.definitions().len();
             let checksum = registry.checksum();
             state.registry.store(Arc::new(registry));

@@ -25,6 +25,7 @@ use crate::access::auth::Authenticator;
 use crate::access::capabilities::Capabilities;
 use crate::backends::invoker::Invoker;
 use crate::backends::outbound;
+use crate::features::analytics::Analytics;
 use crate::features::handlers::Handlers;
 use crate::features::idempotency;
 use crate::features::lookups::LookupCache;
@@ -190,9 +191,11 @@ async fn start(
     let auth = Authenticator::new(&config.identity, http.clone())
         .await
         .map_err(|e| failed("identity")(e.to_string()))?;
-    let capabilities = Capabilities::new(&config.capability, http.clone(), &metrics)
-        .await
-        .map_err(|e| failed("capability system")(e.to_string()))?;
+    let capabilities =
+        Capabilities::new(&config.capability, &config.services, http.clone(), &metrics)
+            .await
+            .map_err(|e| failed("capability system")(e.to_string()))?;
+    capabilities.use_definitions(&registry, &index);
 
     // 6. Workflow store (PostgreSQL is connected, pinged and migrated now:
     // the guide's "database unreachable → exit 1").
@@ -210,7 +213,8 @@ async fn start(
     handlers.warn_missing(&registry);
 
     // 9.-10. Service layer and router.
-    let invoker = Invoker::new(&config, http, &metrics).map_err(failed("backend services"))?;
+    let invoker =
+        Invoker::new(&config, http.clone(), &metrics).map_err(failed("backend services"))?;
     // 7. Idempotency store (Redis is connected now: without it commands
     // with keys cannot run safely).
     let idempotency = if config.idempotency.enabled {
@@ -222,6 +226,15 @@ async fn start(
         None
     };
     let lookups = LookupCache::new(&config.lookup);
+    // The analytics API: without a backend URL its routes answer 503.
+    let analytics_token = std::env::var(&config.analytics.token_env)
+        .ok()
+        .filter(|t| !t.trim().is_empty());
+    let analytics = Analytics::new(&config.analytics, http.clone(), analytics_token, &metrics)
+        .map_err(failed("analytics"))?;
+    if !analytics.is_configured() {
+        tracing::info!("analytics.prometheus_url is not set: the analytics routes answer 503");
+    }
     let state = Arc::new(AppState {
         config,
         index,
@@ -234,6 +247,7 @@ async fn start(
         badges: Default::default(),
         idempotency,
         workflows,
+        analytics,
         metrics,
         views: ViewCache::default(),
         draining: AtomicBool::new(false),

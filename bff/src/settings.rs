@@ -198,6 +198,7 @@ fn secret_variables(config: &Config) -> Vec<String> {
         config.workflow.store.dsn_env.clone(),
         config.idempotency.store.addr_env.clone(),
         config.handlers.notify_webhook.url_env.clone(),
+        config.analytics.token_env.clone(),
         "THESA_SERVICE_TOKEN_SECRET".to_string(),
     ];
     names.extend(

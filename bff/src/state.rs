@@ -9,6 +9,7 @@ use thesa_core::openapi::OperationIndex;
 use crate::access::auth::Authenticator;
 use crate::access::capabilities::Capabilities;
 use crate::backends::invoker::Invoker;
+use crate::features::analytics::Analytics;
 use crate::features::badges::BadgeCache;
 use crate::features::handlers::Handlers;
 use crate::features::idempotency::Store;
@@ -59,6 +60,8 @@ pub struct AppState {
     pub idempotency: Option<Store>,
     /// Workflow instances (memory when workflows are off: never used).
     pub workflows: crate::features::workflow::store::Store,
+    /// The analytics query API over the metrics backend.
+    pub analytics: Analytics,
     /// Prometheus metrics.
     pub metrics: Metrics,
     /// Rendered metadata views.

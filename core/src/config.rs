@@ -43,6 +43,9 @@ pub struct Config {
     pub handlers: HandlersConfig,
     /// Logs, traces and metrics.
     pub observability: ObservabilityConfig,
+    /// The analytics query API of the original Thesa's admin console
+    /// (`/api/analytics/query/*`) over a Prometheus-compatible backend.
+    pub analytics: AnalyticsConfig,
 }
 
 impl Config {
@@ -412,13 +415,15 @@ pub enum Evaluator {
     Static,
     /// An Open Policy Agent endpoint.
     Opa,
+    /// Ory Keto's check API (relation tuples).
+    Keto,
 }
 
 /// Capability resolution.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct CapabilityConfig {
-    /// `static` or `opa`.
+    /// `static`, `opa` or `keto`.
     pub evaluator: Evaluator,
     /// The policy file (for `static`).
     pub static_policy_file: String,
@@ -427,6 +432,13 @@ pub struct CapabilityConfig {
     /// The OPA endpoint (for `opa`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub opa: Option<OpaConfig>,
+    /// The Ory Keto read API (for `keto`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keto: Option<KetoConfig>,
+    /// How permission keys of the admin console (`profile_view`) map to
+    /// capabilities (`profile:view`) in `POST /ui/capabilities/batch-check`
+    /// and to Keto relations.
+    pub permission_keys: PermissionKeysConfig,
 }
 
 impl Default for CapabilityConfig {
@@ -439,7 +451,66 @@ impl Default for CapabilityConfig {
                 max_entries: 10_000,
             },
             opa: None,
+            keto: None,
+            permission_keys: PermissionKeysConfig::default(),
         }
+    }
+}
+
+/// Permission keys as the admin console writes them: a capability with
+/// `separator` in place of each `:` (`orders:view` is `orders_view`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct PermissionKeysConfig {
+    /// What a key writes in place of `:`; empty compares keys with
+    /// capabilities as they are.
+    pub separator: String,
+    /// Keys that name a capability some other way (key → capability),
+    /// honoured besides the separator rule.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub aliases: BTreeMap<String, String>,
+}
+
+impl Default for PermissionKeysConfig {
+    fn default() -> Self {
+        Self {
+            separator: "_".into(),
+            aliases: BTreeMap::new(),
+        }
+    }
+}
+
+/// Ory Keto's read API (the port-4466 API: checks).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct KetoConfig {
+    /// Base URL of the read API.
+    pub read_url: String,
+    /// Most time per request to Keto.
+    #[serde(default = "KetoConfig::default_timeout")]
+    pub timeout: Duration,
+    /// Tuples per batch check (Keto refuses batches above its
+    /// `limit.max_batch_size`, 10 by default).
+    #[serde(default = "KetoConfig::default_max_batch_size")]
+    #[schemars(range(min = 1))]
+    pub max_batch_size: u32,
+    /// `max-depth` of every check; unset uses Keto's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_depth: Option<u32>,
+    /// Keto namespace per definition domain. A domain not listed uses the
+    /// `authorization_namespace` of the service its operations call most;
+    /// without either, its capabilities are never granted.
+    #[serde(default)]
+    pub namespaces: BTreeMap<String, String>,
+}
+
+impl KetoConfig {
+    fn default_timeout() -> Duration {
+        Duration::from_secs(2)
+    }
+
+    fn default_max_batch_size() -> u32 {
+        10
     }
 }
 
@@ -645,6 +716,67 @@ impl Default for NotifyWebhookConfig {
         Self {
             url_env: "THESA_NOTIFY_WEBHOOK_URL".into(),
             timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The analytics query API (`POST /api/analytics/query/{scalar,
+/// timeseries,grouped,topn}`), answered from a Prometheus-compatible HTTP
+/// API. Every query is limited to the caller's tenant and partitions by
+/// the labels named here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct AnalyticsConfig {
+    /// Base URL of the Prometheus-compatible API (`/api/v1/query` and
+    /// `/api/v1/query_range` are appended). Unset: the analytics routes
+    /// answer 503.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prometheus_url: Option<String>,
+    /// Environment variable holding a bearer token for that API (hosted
+    /// backends such as Uptrace or Grafana Cloud); unset or empty sends
+    /// none.
+    pub token_env: String,
+    /// Most time per query.
+    pub timeout: Duration,
+    /// Answers kept per tenant, partitions and query (`ttl: 0` keeps
+    /// none).
+    pub cache: CacheConfig,
+    /// Regular expressions a metric name (as the client sends it) must
+    /// match one of; an empty list allows none.
+    pub allowed_metrics: Vec<String>,
+    /// The series label holding the tenant.
+    pub tenant_label: String,
+    /// The series label holding the partition.
+    pub partition_label: String,
+}
+
+impl Default for AnalyticsConfig {
+    fn default() -> Self {
+        Self {
+            prometheus_url: None,
+            token_env: "THESA_ANALYTICS_TOKEN".into(),
+            timeout: Duration::from_secs(10),
+            cache: CacheConfig {
+                ttl: Duration::from_secs(120),
+                max_entries: 4096,
+            },
+            // The original Thesa's defaults: the metric families of its
+            // services and the OpenTelemetry semantic-convention ones.
+            allowed_metrics: [
+                r"^(loans|funding|savings|ops|identity|notifications|payments|fort|file_service|scheduler|workflow)_.+",
+                r"^(engine|connector|events|formstore|queue|pipeline|scheduler)\..+",
+                r"^(devices|service_geolocation)/.+",
+                r".+/(latency|completed_calls)$",
+                r"^http\.server\.request\.duration$",
+                r"^db\.client\.operation\.duration$",
+                r"^rpc\.client\.duration$",
+                r"^rpc\.server\.duration$",
+                r"^gocloud\.dev/pubsub/latency$",
+            ]
+            .map(String::from)
+            .to_vec(),
+            tenant_label: "tenant_id".into(),
+            partition_label: "partition_id".into(),
         }
     }
 }

@@ -1,18 +1,25 @@
 //! Capabilities: what a caller may see and do. Resolved per caller from the
-//! static policy file (roles → capabilities) or from an OPA endpoint, and
-//! kept in a TTL cache bounded by `capability.cache.max_entries`.
+//! static policy file (roles → capabilities), from an OPA endpoint or from
+//! Ory Keto (see `keto`), and kept in a TTL cache bounded by
+//! `capability.cache.max_entries`.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
+use arc_swap::ArcSwap;
 use moka::sync::Cache;
 use prometheus_client::metrics::counter::Counter;
 use sha2::{Digest, Sha256};
-use thesa_core::config::{self, CapabilityConfig, Evaluator, Policies};
+use thesa_core::config::{self, CapabilityConfig, Evaluator, Policies, ServiceConfig};
 use thesa_core::finding::Severity;
+use thesa_core::openapi::OperationIndex;
 
 use crate::access::auth::Principal;
+use crate::access::keto::{self, Catalog, Keto, Tuple};
+use crate::access::permissions::PermissionKeys;
 use crate::metrics::Metrics;
+use crate::registry::Registry;
 
 /// The capabilities granted to one caller. Entries may be patterns: `*`
 /// grants everything and `orders:*` everything in the `orders` namespace.
@@ -89,6 +96,17 @@ pub enum CapabilityError {
         /// What went wrong.
         message: String,
     },
+    /// `evaluator: keto` without a `keto` section.
+    #[error("capability.evaluator is keto but capability.keto (read_url) is not set")]
+    KetoNotConfigured,
+    /// Keto did not answer, or answered something unusable.
+    #[error("Ory Keto at {url}: {message}")]
+    Keto {
+        /// The URL asked.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 /// Where capabilities come from.
@@ -103,6 +121,15 @@ enum Source {
         health_url: String,
         timeout: StdDuration,
     },
+    /// Ory Keto, asked about every capability of the definitions.
+    Keto {
+        keto: Keto,
+        /// The capabilities of the served definitions and their namespaces.
+        catalog: ArcSwap<Catalog>,
+        /// Services' `authorization_namespace`s and `keto.namespaces`.
+        services: BTreeMap<String, ServiceConfig>,
+        config: config::KetoConfig,
+    },
 }
 
 /// Resolves callers' capabilities through a TTL cache bounded by
@@ -111,15 +138,20 @@ enum Source {
 pub struct Capabilities {
     source: Source,
     cache: Cache<CacheKey, CapabilitySet>,
+    /// Keto's answers to the console's (namespace, key) questions.
+    decisions: Cache<(CacheKey, Tuple), bool>,
+    keys: PermissionKeys,
     misses: Counter,
     hits: Counter,
 }
 
 impl Capabilities {
     /// Start-up step 5: loads the static policy file, or checks that the OPA
-    /// endpoint answers its health check.
+    /// endpoint or Keto answers its health check. `services` name Keto
+    /// namespaces (`authorization_namespace`).
     pub async fn new(
         config: &CapabilityConfig,
+        services: &BTreeMap<String, ServiceConfig>,
         http: reqwest::Client,
         metrics: &Metrics,
     ) -> Result<Self, CapabilityError> {
@@ -138,6 +170,18 @@ impl Capabilities {
                     timeout: opa.timeout.get(),
                 }
             }
+            Evaluator::Keto => {
+                let keto = config
+                    .keto
+                    .as_ref()
+                    .ok_or(CapabilityError::KetoNotConfigured)?;
+                Source::Keto {
+                    keto: Keto::new(keto, http),
+                    catalog: ArcSwap::from_pointee(Catalog::default()),
+                    services: services.clone(),
+                    config: keto.clone(),
+                }
+            }
         };
         let capabilities = Self {
             source,
@@ -145,6 +189,11 @@ impl Capabilities {
                 .max_capacity(config.cache.max_entries)
                 .time_to_live(config.cache.ttl.get())
                 .build(),
+            decisions: Cache::builder()
+                .max_capacity(config.cache.max_entries)
+                .time_to_live(config.cache.ttl.get())
+                .build(),
+            keys: PermissionKeys::new(&config.permission_keys),
             misses: metrics.capability_cache_misses.clone(),
             hits: metrics.capability_cache_hits.clone(),
         };
@@ -158,7 +207,7 @@ impl Capabilities {
         principal: &Principal,
         partition: Option<&str>,
     ) -> Result<CapabilitySet, CapabilityError> {
-        let key = cache_key(principal, partition);
+        let key = self.cache_key(principal, partition);
         if let Some(set) = self.cache.get(&key) {
             self.hits.inc();
             return Ok(set);
@@ -179,22 +228,148 @@ impl Capabilities {
                 timeout,
                 ..
             } => query_opa(http, decision_url, *timeout, principal, partition).await?,
+            Source::Keto { keto, catalog, .. } => {
+                let catalog = catalog.load();
+                let object = keto::object(&principal.tenant, partition);
+                let tuples: Vec<Tuple> = catalog
+                    .entries
+                    .iter()
+                    .map(|entry| Tuple {
+                        namespace: entry.namespace.clone(),
+                        object: object.clone(),
+                        relation: entry.relation.clone(),
+                        subject_id: principal.subject.clone(),
+                    })
+                    .collect();
+                let allowed = keto.check(&tuples).await?;
+                CapabilitySet::new(
+                    catalog
+                        .entries
+                        .iter()
+                        .zip(allowed)
+                        .filter(|(_, allowed)| *allowed)
+                        .map(|(entry, _)| entry.capability.clone()),
+                )
+            }
         };
         self.cache.insert(key, set.clone());
         Ok(set)
     }
 
-    /// Whether the policy engine answers (readiness; always true for a
-    /// static policy, which is in memory).
-    pub async fn check(&self) -> Result<(), CapabilityError> {
-        let Source::Opa {
-            http,
-            health_url,
-            timeout,
+    /// Keto's answers about the console's (namespace, key) pairs for the
+    /// caller, in order (`keto` only: the pair is the tuple's namespace and
+    /// relation). Cached like capability sets.
+    pub async fn check_keys(
+        &self,
+        principal: &Principal,
+        partition: Option<&str>,
+        pairs: &[(&str, &str)],
+    ) -> Result<Vec<bool>, CapabilityError> {
+        let Source::Keto { keto, .. } = &self.source else {
+            return Ok(vec![false; pairs.len()]);
+        };
+        let key = self.cache_key(principal, partition);
+        let object = keto::object(&principal.tenant, partition);
+        let tuples: Vec<Tuple> = pairs
+            .iter()
+            .map(|(namespace, relation)| Tuple {
+                namespace: namespace.to_string(),
+                object: object.clone(),
+                relation: relation.to_string(),
+                subject_id: principal.subject.clone(),
+            })
+            .collect();
+        let mut answers: Vec<Option<bool>> = tuples
+            .iter()
+            .map(|t| self.decisions.get(&(key.clone(), t.clone())))
+            .collect();
+        let unknown: Vec<Tuple> = tuples
+            .iter()
+            .zip(&answers)
+            .filter(|(_, a)| a.is_none())
+            .map(|(t, _)| t.clone())
+            .collect();
+        self.hits.inc_by((tuples.len() - unknown.len()) as u64);
+        if !unknown.is_empty() {
+            self.misses.inc_by(unknown.len() as u64);
+            let allowed = keto.check(&unknown).await?;
+            let mut fresh = unknown.into_iter().zip(allowed);
+            for answer in answers.iter_mut().filter(|a| a.is_none()) {
+                if let Some((tuple, allowed)) = fresh.next() {
+                    self.decisions.insert((key.clone(), tuple), allowed);
+                    *answer = Some(allowed);
+                }
+            }
+        }
+        Ok(answers.into_iter().map(|a| a.unwrap_or(false)).collect())
+    }
+
+    /// Learns the capabilities of a definition set about to be served
+    /// (`keto` only: what to ask Keto about). Sets resolved for another
+    /// set are not reused: the cache key names the set.
+    pub fn use_definitions(&self, registry: &Registry, index: &OperationIndex) {
+        let Source::Keto {
+            catalog,
+            services,
+            config,
             ..
         } = &self.source
         else {
-            return Ok(());
+            return;
+        };
+        let built = Catalog::build(registry, index, services, config, &self.keys);
+        for domain in &built.without_namespace {
+            tracing::warn!(
+                domain,
+                "no Keto namespace for this domain (capability.keto.namespaces or the \
+                 authorization_namespace of its services): its capabilities are never granted"
+            );
+        }
+        tracing::info!(
+            capabilities = built.entries.len(),
+            "capabilities to ask Ory Keto about"
+        );
+        catalog.store(Arc::new(built));
+    }
+
+    /// The mapping between console permission keys and capabilities.
+    pub fn permission_keys(&self) -> &PermissionKeys {
+        &self.keys
+    }
+
+    /// Whether capabilities come from Ory Keto.
+    pub fn is_keto(&self) -> bool {
+        matches!(self.source, Source::Keto { .. })
+    }
+
+    fn cache_key(&self, principal: &Principal, partition: Option<&str>) -> CacheKey {
+        let mut roles = principal.roles.clone();
+        roles.sort();
+        CacheKey {
+            tenant: principal.tenant.clone(),
+            subject: principal.subject.clone(),
+            partition: partition.map(String::from),
+            email: principal.email.clone(),
+            roles,
+            definitions: match &self.source {
+                Source::Keto { catalog, .. } => Some(catalog.load().id.clone()),
+                _ => None,
+            },
+        }
+    }
+
+    /// Whether the policy engine answers (readiness; always true for a
+    /// static policy, which is in memory).
+    pub async fn check(&self) -> Result<(), CapabilityError> {
+        let (http, health_url, timeout) = match &self.source {
+            Source::Static(_) => return Ok(()),
+            Source::Keto { keto, .. } => return keto.ready().await,
+            Source::Opa {
+                http,
+                health_url,
+                timeout,
+                ..
+            } => (http, health_url, timeout),
         };
         let opa_error = |message: String| CapabilityError::Opa {
             url: health_url.clone(),
@@ -215,13 +390,19 @@ impl Capabilities {
         Ok(())
     }
 
-    /// Whether capabilities come from OPA (a remote, checked dependency).
-    pub fn is_remote(&self) -> bool {
-        matches!(self.source, Source::Opa { .. })
+    /// The remote policy engine, when capabilities come from one (a
+    /// checked dependency): `opa` or `keto`.
+    pub fn remote(&self) -> Option<&'static str> {
+        match self.source {
+            Source::Static(_) => None,
+            Source::Opa { .. } => Some("opa"),
+            Source::Keto { .. } => Some("keto"),
+        }
     }
 }
 
-/// Everything a decision may depend on: what OPA is sent.
+/// Everything a decision may depend on: what OPA is sent, and for Keto
+/// the definition set whose capabilities were asked about.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct CacheKey {
     tenant: String,
@@ -230,18 +411,7 @@ struct CacheKey {
     email: Option<String>,
     /// Sorted.
     roles: Vec<String>,
-}
-
-fn cache_key(principal: &Principal, partition: Option<&str>) -> CacheKey {
-    let mut roles = principal.roles.clone();
-    roles.sort();
-    CacheKey {
-        tenant: principal.tenant.clone(),
-        subject: principal.subject.clone(),
-        partition: partition.map(String::from),
-        email: principal.email.clone(),
-        roles,
-    }
+    definitions: Option<String>,
 }
 
 fn read_policies(path: &str) -> Result<Policies, CapabilityError> {
@@ -346,6 +516,7 @@ mod tests {
         };
         let caps = Capabilities::new(
             &config,
+            &BTreeMap::new(),
             crate::backends::outbound::client().unwrap(),
             &metrics,
         )
@@ -377,6 +548,7 @@ mod tests {
         };
         let err = Capabilities::new(
             &config,
+            &BTreeMap::new(),
             crate::backends::outbound::client().unwrap(),
             &Metrics::new("t", "t"),
         )

@@ -1,9 +1,10 @@
 //! What the BFF does for the frontend, behind the HTTP surface: metadata
 //! views and their cache, page and form data, commands and their
-//! idempotency keys, search, lookups, navigation badges, SDK handlers and
-//! the workflow engine. Features call backends through `backends` and judge
+//! idempotency keys, search, lookups, navigation badges, SDK handlers, the
+//! workflow engine and the admin console's analytics queries. Features call backends through `backends` and judge
 //! callers with `access`; they know nothing of routes or middleware.
 
+pub mod analytics;
 pub mod badges;
 pub mod commands;
 pub mod data;

@@ -6,9 +6,10 @@
 //! definitions, the OpenAPI index, the identity provider's keys (never
 //! loaded) or the policy engine; without them no request can be answered
 //! correctly. The workflow and idempotency stores
-//! are not critical: when one fails, the BFF is `degraded` and still
-//! answers 200, because navigation, pages and forms keep working (the
-//! guide's "Workflow Store Unavailable" runbook). During shutdown readiness
+//! and the metrics backend of analytics are not critical: when one fails,
+//! the BFF is `degraded` and still answers 200, because navigation, pages
+//! and forms keep working (the guide's "Workflow Store Unavailable"
+//! runbook). During shutdown readiness
 //! is 503 (`shutting_down`), for probes on connections still open while the
 //! listener is closed.
 
@@ -82,10 +83,13 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
 
     // The probe is public: the answer names the failure, the log has the
     // details (URLs may carry credentials).
-    let policy = if state.capabilities.is_remote() {
+    let policy = if let Some(evaluator) = state.capabilities.remote() {
         let started = Instant::now();
         match state.capabilities.check().await {
-            Ok(()) => Check::ok(json!({ "latency_ms": started.elapsed().as_millis() as u64 })),
+            Ok(()) => Check::ok(json!({
+                "evaluator": evaluator,
+                "latency_ms": started.elapsed().as_millis() as u64,
+            })),
             Err(err) => {
                 critical_failed = true;
                 tracing::warn!(error = %err, "readiness: policy engine check failed");
@@ -128,6 +132,21 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
             }
         };
         checks.insert("idempotency_store".into(), json!(check));
+    }
+
+    // Like the stores, the metrics backend serves one feature (analytics):
+    // when it fails, the rest still works.
+    if state.analytics.is_configured() {
+        let started = Instant::now();
+        let check = match state.analytics.ping().await {
+            Ok(()) => Check::ok(json!({ "latency_ms": started.elapsed().as_millis() as u64 })),
+            Err(err) => {
+                degraded = true;
+                tracing::warn!(error = %err, "readiness: metrics backend check failed");
+                Check::error("the metrics backend (analytics) does not answer".into())
+            }
+        };
+        checks.insert("metrics_backend".into(), json!(check));
     }
 
     let (status, code) = if state.draining.load(Ordering::Relaxed) {

@@ -216,30 +216,6 @@ async fn authenticate(
     }
 }
 
-/// Longest partition accepted from the header.
-const MAX_PARTITION: usize = 128;
-
-/// Whether `wanted` is one of `allowed` or a sub-partition of one
-/// (`eu` allows `eu/west`): a header may narrow, never widen. Segments are
-/// letters, digits, `-` and `_` only (no `.`, `..` or empty segments), so a
-/// partition can be passed on safely.
-fn narrows(allowed: &[String], wanted: &str) -> bool {
-    let plain = wanted.len() <= MAX_PARTITION
-        && wanted.split('/').all(|segment| {
-            !segment.is_empty()
-                && segment
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        });
-    plain
-        && allowed.iter().any(|p| {
-            wanted == p
-                || wanted
-                    .strip_prefix(p.as_str())
-                    .is_some_and(|rest| rest.starts_with('/') && rest.len() > 1)
-        })
-}
-
 /// Settles tenant, partition and capabilities for the request.
 async fn context(State(state): State<Arc<AppState>>, mut request: Request, next: Next) -> Response {
     let Some(principal) = request.extensions_mut().remove::<Principal>() else {
@@ -248,7 +224,9 @@ async fn context(State(state): State<Arc<AppState>>, mut request: Request, next:
     let partition = match request.headers().get(&PARTITION_HEADER) {
         None => principal.partitions.first().cloned(),
         Some(value) => match value.to_str() {
-            Ok(wanted) if narrows(&principal.partitions, wanted) => Some(wanted.to_string()),
+            Ok(wanted) if crate::access::narrows(&principal.partitions, wanted) => {
+                Some(wanted.to_string())
+            }
             _ => {
                 return ApiError::new(
                     axum::http::StatusCode::FORBIDDEN,
@@ -394,22 +372,6 @@ async fn trace(request: Request, next: Next) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn partition_header_may_narrow_but_not_widen() {
-        let allowed = vec!["eu".to_string(), "us/east".to_string()];
-        assert!(narrows(&allowed, "eu"));
-        assert!(narrows(&allowed, "eu/west"));
-        assert!(narrows(&allowed, "us/east/1"));
-        assert!(!narrows(&allowed, "us"));
-        assert!(!narrows(&allowed, "europe"));
-        assert!(!narrows(&allowed, "eu/"));
-        assert!(!narrows(&[], "eu"));
-        assert!(!narrows(&allowed, "eu/../us"));
-        assert!(!narrows(&allowed, "eu//x"));
-        assert!(!narrows(&allowed, "eu/./x"));
-        assert!(!narrows(&allowed, &format!("eu/{}", "x".repeat(200))));
-    }
 
     #[test]
     fn forged_correlation_ids_are_replaced() {

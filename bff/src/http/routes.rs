@@ -14,8 +14,10 @@ use axum::{Extension, Json, Router};
 use serde::Serialize;
 
 use crate::access::Caller;
+use crate::access::permissions;
 use crate::backends::invoker::{InvokeError, Invoker, Params};
 use crate::error::ApiError;
+use crate::features::analytics::Kind;
 use crate::features::badges;
 use crate::features::commands::{self, CommandRequest};
 use crate::features::data;
@@ -29,7 +31,7 @@ use crate::http::health;
 use crate::http::middleware;
 use crate::http::workflows;
 use crate::registry::Registry;
-use crate::state::AppState;
+use crate::state::{AppState, BUILD};
 use thesa_core::model::{DataSource, OperationBinding};
 
 /// The default path of the metrics route (`observability.metrics.path`
@@ -45,6 +47,7 @@ fn table() -> Vec<(&'static str, &'static str, MethodRouter<Arc<AppState>>)> {
         ("get", "/ui/ready", get(health::ready)),
         ("get", METRICS, get(prometheus)),
         ("get", "/ui/capabilities", get(capabilities)),
+        ("post", "/ui/capabilities/batch-check", post(batch_check)),
         ("get", "/ui/navigation", get(navigation)),
         ("get", "/ui/pages/{id}", get(page)),
         ("get", "/ui/forms/{id}", get(form)),
@@ -65,6 +68,22 @@ fn table() -> Vec<(&'static str, &'static str, MethodRouter<Arc<AppState>>)> {
             "/ui/workflows/instances/{id}/events",
             post(workflows::event),
         ),
+        (
+            "post",
+            "/api/analytics/query/scalar",
+            analytics(Kind::Scalar),
+        ),
+        (
+            "post",
+            "/api/analytics/query/timeseries",
+            analytics(Kind::Timeseries),
+        ),
+        (
+            "post",
+            "/api/analytics/query/grouped",
+            analytics(Kind::Grouped),
+        ),
+        ("post", "/api/analytics/query/topn", analytics(Kind::Topn)),
     ]
 }
 
@@ -73,11 +92,13 @@ fn table() -> Vec<(&'static str, &'static str, MethodRouter<Arc<AppState>>)> {
 pub fn router(state: Arc<AppState>) -> Result<Router, String> {
     let metrics = &state.config.observability.metrics;
     let metrics_path = metrics.path.as_str();
-    let reserved = metrics_path.starts_with("/ui/") || metrics_path == "/ui";
+    let reserved = ["/ui", "/api"]
+        .iter()
+        .any(|r| metrics_path == *r || metrics_path.starts_with(&format!("{r}/")));
     if !metrics_path.starts_with('/') || metrics_path.contains(['{', '}', '*']) || reserved {
         return Err(format!(
             "observability.metrics.path {metrics_path:?} must start with / and lie outside /ui \
-             (no {{, }} or *)"
+             and /api (no {{, }} or *)"
         ));
     }
     let mut routes = Router::new();
@@ -119,18 +140,119 @@ struct CapabilitiesView<'a> {
     tenant_id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     partition_id: Option<&'a str>,
-    capabilities: &'a [String],
+    /// `{"orders:view": {"enabled": true}}`: the admin console's map.
+    capabilities: serde_json::Map<String, serde_json::Value>,
+    user: UserView<'a>,
+    tenant: TenantView<'a>,
+    app: AppView,
 }
 
-/// `GET /ui/capabilities`: the caller's capabilities.
-async fn capabilities(Extension(caller): Extension<Caller>) -> Response {
+#[derive(Serialize)]
+struct UserView<'a> {
+    id: &'a str,
+    roles: &'a [String],
+    /// The capabilities and their permission-key forms (what the
+    /// console's fallback reads first).
+    permissions: Vec<String>,
+    features: &'static [&'static str],
+}
+
+#[derive(Serialize)]
+struct TenantView<'a> {
+    #[serde(rename = "tenantId")]
+    tenant_id: &'a str,
+    features: &'static [&'static str],
+}
+
+#[derive(Serialize)]
+struct AppView {
+    version: &'static str,
+    commit: &'static str,
+}
+
+/// `GET /ui/capabilities`: the caller's capabilities, as a list in
+/// `user.permissions` and a map in `capabilities` (the shapes the admin
+/// console reads).
+async fn capabilities(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+) -> Response {
+    let granted = caller.capabilities.granted();
     Json(CapabilitiesView {
         subject_id: &caller.principal.subject,
         tenant_id: &caller.principal.tenant,
         partition_id: caller.partition.as_deref(),
-        capabilities: caller.capabilities.granted(),
+        capabilities: granted
+            .iter()
+            .map(|c| (c.clone(), serde_json::json!({ "enabled": true })))
+            .collect(),
+        user: UserView {
+            id: &caller.principal.subject,
+            roles: &caller.principal.roles,
+            permissions: state
+                .capabilities
+                .permission_keys()
+                .listed(&caller.capabilities),
+            features: &[],
+        },
+        tenant: TenantView {
+            tenant_id: &caller.principal.tenant,
+            features: &[],
+        },
+        app: AppView {
+            version: BUILD.version,
+            commit: BUILD.commit,
+        },
     })
     .into_response()
+}
+
+/// `POST /ui/capabilities/batch-check`: which of the console's permission
+/// keys the caller holds (see `access::permissions`).
+async fn batch_check(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let request: permissions::BatchCheck = json_body(
+        &body,
+        "{\"checks\": [{\"namespace\": \"...\", \"permissions\": [\"...\"]}]}",
+    )?;
+    if request.pairs().len() > permissions::MAX_CHECKS {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "TOO_MANY_CHECKS",
+            format!(
+                "at most {} permissions per batch-check",
+                permissions::MAX_CHECKS
+            ),
+        ));
+    }
+    let granted = permissions::batch_check(&state.capabilities, &caller, &request)
+        .await
+        .map_err(|err| {
+            tracing::warn!("permission check failed: {err}");
+            ApiError::unavailable(
+                "CAPABILITIES_UNAVAILABLE",
+                "the policy engine did not answer; try again shortly",
+            )
+        })?;
+    Ok(Json(granted).into_response())
+}
+
+/// `POST /api/analytics/query/{kind}`: an analytics query (see
+/// `features::analytics`); errors are `{"error": "<text>"}`.
+fn analytics(kind: Kind) -> MethodRouter<Arc<AppState>> {
+    post(
+        move |State(state): State<Arc<AppState>>,
+              Extension(caller): Extension<Caller>,
+              body: Bytes| async move {
+            match state.analytics.query(kind, &body, &caller).await {
+                Ok(answer) => Json(answer).into_response(),
+                Err(err) => err.into_response(),
+            }
+        },
+    )
 }
 
 /// `GET /ui/navigation`: the menu the caller may see, with its badges'

@@ -2,11 +2,14 @@
 //! real tokens signed by test keys, a JWKS and an OPA endpoint served over
 //! HTTP by the test.
 
+mod analytics;
 mod checksums;
 mod commands;
+mod console;
 mod data;
 mod handlers;
 mod harness;
+mod keto;
 mod lookups;
 mod resilience;
 mod search;
@@ -16,6 +19,8 @@ mod workflows;
 
 #[path = "../support/postgres.rs"]
 mod postgres;
+#[path = "../support/prometheus.rs"]
+mod prometheus;
 #[path = "../support/redis.rs"]
 mod redis;
 
@@ -395,7 +400,10 @@ async fn readiness_fails_when_the_policy_engine_is_down() {
 
     let (status, body) = get_json(&bff.url("/ui/capabilities"), &token(&["viewer"])).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(body["capabilities"], json!(["orders:view"]));
+    assert_eq!(
+        body["capabilities"],
+        json!({"orders:view": {"enabled": true}})
+    );
     let ready = client().get(bff.url("/ui/ready")).send().await.unwrap();
     assert_eq!(ready.status(), StatusCode::OK);
 
