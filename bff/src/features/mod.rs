@@ -7,6 +7,7 @@
 pub mod badges;
 pub mod commands;
 pub mod data;
+pub mod files;
 pub mod handlers;
 pub mod idempotency;
 pub mod lookups;
