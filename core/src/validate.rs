@@ -1165,8 +1165,9 @@ impl<'a> Checker<'a> {
                     Ok(Expression::BareWord) if self.checks.lint => {
                         let word = expression.trim();
                         let message = format!(
-                            "{word:?} is read as the text '{word}'; write '{word}' to say so \
-                             (Thesa's resolver refuses a bare word at run time)"
+                            "{word:?} is read as the text '{word}'; quote it to say so, \
+                             \"'{word}'\" in YAML (Thesa's resolver refuses a bare word at run \
+                             time)"
                         );
                         self.reporter.report(Code::UnquotedLiteral, &path, message);
                     }
