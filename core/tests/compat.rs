@@ -473,15 +473,21 @@ fn corpus(checks: Checks) -> Vec<Finding> {
         paths.sort();
         for path in paths {
             let stem = path.file_stem().unwrap().to_string_lossy().to_string();
-            out.push((stem, path.display().to_string(), std::fs::read_to_string(&path).unwrap()));
+            out.push((
+                stem,
+                path.display().to_string(),
+                std::fs::read_to_string(&path).unwrap(),
+            ));
         }
     }
     let index = OperationIndex::build(
-        specs.into_iter().map(|(service_id, source, text)| SpecInput {
-            service_id,
-            source,
-            text,
-        }),
+        specs
+            .into_iter()
+            .map(|(service_id, source, text)| SpecInput {
+                service_id,
+                source,
+                text,
+            }),
         &mut findings,
     );
     let loaded: Vec<LoadedDefinition> = texts
@@ -530,8 +536,7 @@ fn the_corpus_validates_without_errors_and_warns_only_about_real_problems() {
         .unwrap();
     assert!(expression.source.ends_with("redirect.yaml"));
     assert_eq!(
-        expression.path,
-        "commands[1].input.field_projection.id",
+        expression.path, "commands[1].input.field_projection.id",
         "{expression}"
     );
 }
@@ -541,7 +546,10 @@ fn the_corpus_breaks_conventions_only_the_lint_reports() {
     let findings = corpus(LINT);
     let counts = codes(&findings);
     // Capabilities such as `tenant:view` in domain `access-control`.
-    assert!(counts.contains(&(Code::CapabilityNamespaceMismatch, 77)), "{counts:?}");
+    assert!(
+        counts.contains(&(Code::CapabilityNamespaceMismatch, 77)),
+        "{counts:?}"
+    );
     assert!(counts.contains(&(Code::UnquotedLiteral, 1)), "{counts:?}");
     assert!(findings.iter().all(|f| f.severity == Severity::Warning));
 }

@@ -4,6 +4,7 @@
 
 mod checksums;
 mod commands;
+mod corpus;
 mod data;
 mod handlers;
 mod harness;
@@ -17,6 +18,8 @@ mod workflows;
 mod postgres;
 #[path = "../support/redis.rs"]
 mod redis;
+#[path = "../support/spec_mock.rs"]
+mod spec_mock;
 
 use std::time::{Duration, Instant};
 
