@@ -6,6 +6,7 @@ mod checksums;
 mod commands;
 mod corpus;
 mod data;
+mod files;
 mod handlers;
 mod harness;
 mod lookups;
