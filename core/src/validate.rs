@@ -16,7 +16,7 @@ use crate::checksum::{self, Checksum};
 use crate::finding::{Code, Finding, Reporter};
 use crate::load::{self, Schema, SchemaCell};
 use crate::model::{
-    Action, ActionType, BodyMapping, DataSource, Definition, Filter, Form, InputMapping, Layout,
+    ALWAYS_READ_ONLY, Action, ActionType, BodyMapping, HIDDEN, DataSource, Definition, Filter, Form, InputMapping, Layout,
     OperationBinding, OperationType, Options, Page, Section, StepType, Table, Workflow,
 };
 use crate::node::Node;
@@ -726,13 +726,14 @@ impl<'a> Checker<'a> {
                         );
                     }
                 }
-                if let Some(capability) = &field.visibility {
+                if let Some(capability) = field.visibility.as_ref().filter(|v| *v != HIDDEN) {
                     self.capability(&at.key("visibility"), capability);
                 }
-                // `read_only` is `true`/`false` or the capability that makes
-                // the field editable.
+                // `read_only` is `true`/`always`/`false` or the capability
+                // that makes the field editable.
                 if let Some(read_only) = &field.read_only {
-                    if read_only != "true" && read_only != "false" {
+                    let fixed = read_only == "false" || ALWAYS_READ_ONLY.contains(&read_only.as_str());
+                    if !fixed {
                         self.capability(&at.key("read_only"), read_only);
                     }
                 }
@@ -1257,8 +1258,12 @@ impl<'a> Checker<'a> {
         }
     }
 
-    /// Rule 6 and the namespace warning.
+    /// Rule 6 and the namespace warning. `*` (every capability) is one too,
+    /// as in Thesa's format.
     fn capability(&mut self, at: &Path, capability: &str) {
+        if capability == "*" {
+            return;
+        }
         let segments: Vec<&str> = capability.split(':').collect();
         let well_formed = segments.len() >= 2
             && segments

@@ -101,11 +101,13 @@ pages:
     title: "{title}"
     route: /links/{id}
     layout: detail
+    capabilities: ["*"]
     data_source: {operation_id: getLink, service_id: links-svc, mapping: {items_path: data}}
     sections:
       - id: info
         fields:
-          - {field: title, label: Title, read_only: true}
+          - {field: title, label: Title, read_only: always}
+          - {field: secret, label: Secret, visibility: hidden}
       - id: clicks
         layout: table
         data_source:

@@ -507,7 +507,7 @@ pub fn section_fields<'a>(
         .into_iter()
         .filter(|s| caps.has_all(&s.capabilities))
         .flat_map(|s| &s.fields)
-        .filter(|f| f.visibility.as_deref().is_none_or(|c| caps.has(c)))
+        .filter(|f| f.visible_with(|c| caps.has(c)))
         .map(|f| f.field.clone())
         .collect();
     fields.insert("id".into());

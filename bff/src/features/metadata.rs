@@ -27,7 +27,7 @@ use thesa_core::duration::Duration;
 use thesa_core::model::{
     Action, ActionType, Breadcrumb, Column, Command, Condition, Confirmation, Definition,
     Dependency, Field, FieldValidation, Filter, Form, Layout, Link, NavigationChild, Options, Page,
-    Section, SortDir, StaticOption, Table, Workflow,
+    Section, SortDir, StaticOption, Table, Workflow, ALWAYS_READ_ONLY,
 };
 
 use crate::access::capabilities::CapabilitySet;
@@ -626,7 +626,7 @@ impl<'a> Caller<'a> {
     fn read_only(&self, value: Option<&str>) -> bool {
         match value.map(str::trim) {
             None | Some("") => false,
-            Some(v) if v.eq_ignore_ascii_case("true") => true,
+            Some(v) if ALWAYS_READ_ONLY.iter().any(|a| v.eq_ignore_ascii_case(a)) => true,
             Some(v) if v.eq_ignore_ascii_case("false") => false,
             Some(capability) => !self.caps.has(capability),
         }
@@ -743,7 +743,7 @@ impl<'a> Caller<'a> {
     }
 
     fn field(&self, owner: Owner<'_>, field: &Field) -> Option<FieldView> {
-        if field.visibility.as_ref().is_some_and(|c| !self.caps.has(c)) {
+        if !field.visible_with(|c| self.caps.has(c)) {
             return None;
         }
         Some(FieldView {
@@ -1092,6 +1092,18 @@ mod tests {
     }
 
     #[test]
+    fn a_hidden_field_is_shown_to_no_one() {
+        let registry = Registry::new(vec![served(
+            "a",
+            "domain: a\nversion: 1.0.0\npages:\n  \
+             - id: a.p\n    title: P\n    route: /a\n    layout: detail\n    sections:\n      \
+             - {id: s, fields: [{field: x, visibility: hidden}, {field: y}]}\n",
+        )]);
+        let view = page_view(&registry, "a.p", &caps(&["*"])).unwrap();
+        assert_eq!(field_names(&view.sections), ["y"]);
+    }
+
+    #[test]
     fn section_with_capabilities_disappears_without_them() {
         let registry = samples();
         let sections = |role_name| {
@@ -1270,6 +1282,7 @@ mod tests {
             &viewer_caps,
         );
         assert!(caller.read_only(Some("TRUE")));
+        assert!(caller.read_only(Some("always")), "Thesa's word");
         assert!(!caller.read_only(Some("false")));
         assert!(!caller.read_only(None));
         assert!(!caller.read_only(Some("orders:view")));

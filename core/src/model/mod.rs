@@ -17,9 +17,9 @@ use serde::{Deserialize, Serialize};
 
 pub use command::{BodyMapping, Command, Idempotency, InputMapping, OutputMapping, RateLimit};
 pub use page::{
-    Action, ActionType, Breadcrumb, Column, Condition, Confirmation, Dependency, Field,
-    FieldValidation, Filter, Form, Layout, Link, Options, Page, Section, SortDir, StaticOption,
-    Table,
+    ALWAYS_READ_ONLY, Action, ActionType, Breadcrumb, Column, Condition, Confirmation, Dependency,
+    Field, FieldValidation, Filter, Form, HIDDEN, Layout, Link, Options, Page, Section, SortDir,
+    StaticOption, Table,
 };
 pub use workflow::{Assignee, Step, StepType, Transition, Workflow};
 

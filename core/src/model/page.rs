@@ -292,8 +292,8 @@ pub struct Field {
     /// Input or display type: `text`, `number`, `select`, `textarea`, ...
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
-    /// `true`, or a capability that makes the field editable for those who
-    /// have it.
+    /// `true` (or Thesa's `always`), or a capability that makes the field
+    /// editable for those who have it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("format" = "thesa-any-scalar"))]
     pub read_only: Option<String>,
@@ -306,7 +306,8 @@ pub struct Field {
     /// Choices of a select field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lookup: Option<Options>,
-    /// Capability a user needs to see the field.
+    /// Capability a user needs to see the field (`hidden`: no one sees it,
+    /// as in Thesa's format).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub visibility: Option<String>,
     /// Display format.
@@ -334,7 +335,25 @@ impl Field {
     pub fn help(&self) -> Option<&String> {
         self.help_text.as_ref().or(self.hint.as_ref())
     }
+
+    /// Whether a caller who has the capabilities `has` accepts sees the
+    /// field: `visibility` is a capability, or Thesa's `hidden` (no one).
+    pub fn visible_with(&self, has: impl Fn(&str) -> bool) -> bool {
+        match self.visibility.as_deref().map(str::trim) {
+            None | Some("") => true,
+            Some(HIDDEN) => false,
+            Some(capability) => has(capability),
+        }
+    }
 }
+
+/// The `visibility` Thesa's format gives a field no one sees.
+pub const HIDDEN: &str = "hidden";
+
+/// The `read_only` values that make a field read-only for everyone
+/// (`always` is Thesa's); `false` makes it editable; anything else is a
+/// capability.
+pub const ALWAYS_READ_ONLY: [&str; 2] = ["true", "always"];
 
 /// Input rules for a field.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
