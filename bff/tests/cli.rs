@@ -355,7 +355,13 @@ fn count(out: &str, code: &str) -> usize {
 fn the_thesa_corpus_validates_and_the_lint_is_opt_in() {
     let corpus = corpus();
     let args = |extra: &[&str]| {
-        let mut args = vec!["validate", "--definitions", "definitions", "--specs", "specs"];
+        let mut args = vec![
+            "validate",
+            "--definitions",
+            "definitions",
+            "--specs",
+            "specs",
+        ];
         args.extend_from_slice(extra);
         args.iter().map(|s| s.to_string()).collect::<Vec<_>>()
     };
@@ -367,11 +373,17 @@ fn the_thesa_corpus_validates_and_the_lint_is_opt_in() {
     let out = stdout(&plain);
     assert_eq!(plain.status.code(), Some(0), "{out}{}", stderr(&plain));
     assert!(
-        out.contains("validated 6 definitions against 12 specs (96 operations): 0 errors, 5 warnings"),
+        out.contains(
+            "validated 6 definitions against 12 specs (96 operations): 0 errors, 5 warnings"
+        ),
         "{out}"
     );
     assert_eq!(count(&out, "CAPABILITY_NAMESPACE_MISMATCH"), 0);
-    assert_eq!(count(&out, "UNKNOWN_FIELD"), 0, "every key the corpus uses is read");
+    assert_eq!(
+        count(&out, "UNKNOWN_FIELD"),
+        0,
+        "every key the corpus uses is read"
+    );
 
     let linted = run(args(&["--lint"]));
     let out = stdout(&linted);
@@ -390,13 +402,11 @@ fn the_thesa_corpus_validates_and_the_lint_is_opt_in() {
     let config = dir.path().join("config.yaml");
     fs::write(&config, "definitions:\n  lint: true\n").unwrap();
     let config = config.display().to_string();
-    let switched = run(
-        ["--config", config.as_str()]
-            .iter()
-            .map(|s| s.to_string())
-            .chain(args(&[]))
-            .collect(),
-    );
+    let switched = run(["--config", config.as_str()]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(args(&[]))
+        .collect());
     assert_eq!(
         count(&stdout(&switched), "CAPABILITY_NAMESPACE_MISMATCH"),
         77,

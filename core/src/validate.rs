@@ -16,8 +16,9 @@ use crate::checksum::{self, Checksum};
 use crate::finding::{Code, Finding, Reporter};
 use crate::load::{self, Schema, SchemaCell};
 use crate::model::{
-    ALWAYS_READ_ONLY, Action, ActionType, BodyMapping, HIDDEN, DataSource, Definition, Filter, Form, InputMapping, Layout,
-    OperationBinding, OperationType, Options, Page, Section, StepType, Table, Workflow,
+    ALWAYS_READ_ONLY, Action, ActionType, BodyMapping, DataSource, Definition, Filter, Form,
+    HIDDEN, InputMapping, Layout, OperationBinding, OperationType, Options, Page, Section,
+    StepType, Table, Workflow,
 };
 use crate::node::Node;
 use crate::openapi::{Operation, OperationIndex, Presence, ServiceSpec};
@@ -732,7 +733,8 @@ impl<'a> Checker<'a> {
                 // `read_only` is `true`/`always`/`false` or the capability
                 // that makes the field editable.
                 if let Some(read_only) = &field.read_only {
-                    let fixed = read_only == "false" || ALWAYS_READ_ONLY.contains(&read_only.as_str());
+                    let fixed =
+                        read_only == "false" || ALWAYS_READ_ONLY.contains(&read_only.as_str());
                     if !fixed {
                         self.capability(&at.key("read_only"), read_only);
                     }

@@ -11,7 +11,7 @@ use thesa_core::openapi::{OperationIndex, SpecInput};
 use thesa_core::validate::{self, Checks, LoadedDefinition};
 
 mod common;
-use common::position;
+use common::{Case, check_cases, position};
 
 /// A ConnectRPC-style spec as Thesa's deployments have them: every
 /// operation a `POST` with a JSON body, and one REST operation with a path
@@ -170,11 +170,6 @@ fn run(text: &str, checks: Checks) -> Vec<Finding> {
     findings
 }
 
-fn edit(from: &str, to: &str) -> String {
-    assert_eq!(BASE.matches(from).count(), 1, "{from:?} is not unique");
-    BASE.replacen(from, to, 1)
-}
-
 const PLAIN: Checks = Checks { lint: false };
 const LINT: Checks = Checks { lint: true };
 
@@ -182,15 +177,6 @@ const LINT: Checks = Checks { lint: true };
 fn every_feature_validates_clean() {
     let findings = run(BASE, PLAIN);
     assert!(findings.is_empty(), "{findings:#?}");
-}
-
-/// A broken variant: what to replace with what, and the finding expected.
-struct Case {
-    from: &'static str,
-    to: &'static str,
-    code: Code,
-    path: &'static str,
-    at: &'static str,
 }
 
 const CASES: &[Case] = &[
@@ -374,38 +360,9 @@ const CASES: &[Case] = &[
     },
 ];
 
-fn check(cases: &[Case], checks: Checks) {
-    let mut failures = Vec::new();
-    for case in cases {
-        let text = edit(case.from, case.to);
-        let findings = run(&text, checks);
-        let (line, column) = position(&text, case.at);
-        let hit = findings.iter().any(|f| {
-            f.code == case.code
-                && f.path == case.path
-                && f.line == Some(line)
-                && f.column == Some(column)
-                && f.severity == case.code.severity()
-        });
-        if !hit {
-            failures.push(format!(
-                "{:?} at {} {line}:{column}, got:\n  {}",
-                case.code,
-                case.path,
-                findings
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("\n  ")
-            ));
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
-}
-
 #[test]
 fn each_broken_variant_reports_code_path_and_position() {
-    check(CASES, PLAIN);
+    check_cases(BASE, "links.yaml", CASES, |text| run(text, PLAIN));
 }
 
 /// The conventions the lint checks, each where `BASE` breaks it.

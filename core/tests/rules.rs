@@ -8,7 +8,7 @@ use thesa_core::openapi::{OperationIndex, SpecInput};
 use thesa_core::validate::{self, LoadedDefinition};
 
 mod common;
-use common::position;
+use common::{Case, check_cases};
 
 const SPEC: &str = r##"openapi: 3.0.3
 info: {title: Shop, version: 1.0.0}
@@ -145,16 +145,6 @@ fn edit(from: &str, to: &str) -> String {
 fn the_base_definition_is_clean() {
     let findings = run_one(BASE);
     assert!(findings.is_empty(), "{findings:#?}");
-}
-
-/// A broken variant: the text to replace, its replacement, and the finding
-/// expected: code, path, and the text the finding must point at.
-struct Case {
-    from: &'static str,
-    to: &'static str,
-    code: Code,
-    path: &'static str,
-    at: &'static str,
 }
 
 const CASES: &[Case] = &[
@@ -493,33 +483,7 @@ const SHOWN_ELSEWHERE: &[Code] = &[
 
 #[test]
 fn each_broken_variant_reports_code_path_and_position() {
-    let mut failures = Vec::new();
-    for case in CASES {
-        let text = edit(case.from, case.to);
-        let findings = run_one(&text);
-        let (line, column) = position(&text, case.at);
-        let hit = findings.iter().any(|f| {
-            f.code == case.code
-                && f.path == case.path
-                && f.line == Some(line)
-                && f.column == Some(column)
-                && f.source == "shop.yaml"
-                && f.severity == case.code.severity()
-        });
-        if !hit {
-            failures.push(format!(
-                "{:?} at {} {line}:{column}, got:\n  {}",
-                case.code,
-                case.path,
-                findings
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("\n  ")
-            ));
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    check_cases(BASE, "shop.yaml", CASES, run_one);
 }
 
 #[test]

@@ -28,7 +28,7 @@ use thesa_core::config::{AuthStrategy, Config, ContextHeaders, RetryConfig, Serv
 use thesa_core::openapi::{Operation, OperationIndex};
 
 use crate::backends::outbound::error_chain;
-use crate::backends::resilience::{Breaker, BreakerState, backoff, is_idempotent};
+use crate::backends::resilience::{Breaker, BreakerState, Permit, backoff, is_idempotent};
 use crate::backends::service_token::ServiceToken;
 use crate::metrics::{Metrics, ServiceLabel};
 
@@ -257,26 +257,17 @@ impl Invoker {
         let mut attempt = 1;
         let mut token_renewed = false;
         loop {
-            let Some(permit) = service.breaker.try_acquire() else {
-                self.show_state(service);
-                return Err(InvokeError::CircuitOpen {
-                    service: service_id.to_string(),
-                });
-            };
+            let permit = self.permit(service_id, service)?;
             let started = Instant::now();
             let outcome = self
                 .attempt(service_id, service, operation, params, body, context)
                 .await;
-            self.durations
-                .get_or_create(&service.label)
-                .observe(started.elapsed().as_secs_f64());
             let failed = match &outcome {
                 Err(InvokeError::Timeout { .. } | InvokeError::Unreachable { .. }) => true,
                 Err(InvokeError::Status { status, .. }) => *status >= 500,
                 _ => false,
             };
-            service.breaker.record(permit, !failed);
-            self.show_state(service);
+            self.settle(service, permit, started, failed);
             // The service refused the BFF's own token: fetch a new one and
             // try once more.
             if let (Some(token), Err(InvokeError::Status { status: 401, .. }), false) =
@@ -302,6 +293,26 @@ impl Invoker {
             tokio::time::sleep(wait).await;
             attempt += 1;
         }
+    }
+
+    /// A permit of the service's circuit breaker, or `CircuitOpen`.
+    fn permit(&self, service_id: &str, service: &Service) -> Result<Permit, InvokeError> {
+        service.breaker.try_acquire().ok_or_else(|| {
+            self.show_state(service);
+            InvokeError::CircuitOpen {
+                service: service_id.to_string(),
+            }
+        })
+    }
+
+    /// Records one attempt that began at `started`: its duration, and its
+    /// outcome with the breaker.
+    fn settle(&self, service: &Service, permit: Permit, started: Instant, failed: bool) {
+        self.durations
+            .get_or_create(&service.label)
+            .observe(started.elapsed().as_secs_f64());
+        service.breaker.record(permit, !failed);
+        self.show_state(service);
     }
 
     fn show_state(&self, service: &Service) {
@@ -358,12 +369,7 @@ impl Invoker {
             .services
             .get(service_id)
             .ok_or_else(|| InvokeError::NotConfigured(service_id.to_string()))?;
-        let Some(permit) = service.breaker.try_acquire() else {
-            self.show_state(service);
-            return Err(InvokeError::CircuitOpen {
-                service: service_id.to_string(),
-            });
-        };
+        let permit = self.permit(service_id, service)?;
         let started = Instant::now();
         let request = self
             .http
@@ -378,16 +384,12 @@ impl Invoker {
                 }),
             Err(err) => Err(err),
         };
-        self.durations
-            .get_or_create(&service.label)
-            .observe(started.elapsed().as_secs_f64());
         let failed = match &outcome {
             Ok(response) => response.status().is_server_error(),
             Err(InvokeError::Unreachable { .. }) => true,
             Err(_) => false,
         };
-        service.breaker.record(permit, !failed);
-        self.show_state(service);
+        self.settle(service, permit, started, failed);
         let response = outcome?;
         let status = response.status();
         if status.is_success() {

@@ -653,6 +653,22 @@ pub async fn read(
         .map_err(ApiError::backend)
 }
 
+/// The operation `source` reads and its request for `route` and `query`.
+fn source_request<'a>(
+    state: &'a AppState,
+    source: &DataSource,
+    route: &[(String, String)],
+    query: &[(String, String)],
+) -> Result<(&'a str, &'a Operation, Request), ApiError> {
+    let (service, operation, spec) = self::operation(
+        state,
+        source.operation_id.as_deref(),
+        source.service_id.as_deref(),
+    )?;
+    let request = read_request(spec, operation, source.mapping.as_ref(), route, query)?;
+    Ok((service, operation, request))
+}
+
 /// The record of `source` for the caller, reduced to `fields`.
 pub async fn record(
     state: &AppState,
@@ -662,12 +678,7 @@ pub async fn record(
     route: &[(String, String)],
     query: &[(String, String)],
 ) -> Result<Value, ApiError> {
-    let (service, operation, spec) = self::operation(
-        state,
-        source.operation_id.as_deref(),
-        source.service_id.as_deref(),
-    )?;
-    let request = read_request(spec, operation, source.mapping.as_ref(), route, query)?;
+    let (service, operation, request) = source_request(state, source, route, query)?;
     let response = read(state, service, operation, &request, context).await?;
     Ok(record_answer(source, &response, fields))
 }
@@ -682,18 +693,13 @@ pub async fn rows(
     route: &[(String, String)],
     query: &[(String, String)],
 ) -> Result<Value, ApiError> {
-    let (service, operation, spec) = self::operation(
-        state,
-        source.operation_id.as_deref(),
-        source.service_id.as_deref(),
-    )?;
+    let (service, operation, request) = source_request(state, source, route, query)?;
     let pagination = state
         .config
         .services
         .get(service)
         .map(|s| s.pagination.clone())
         .unwrap_or_default();
-    let request = read_request(spec, operation, source.mapping.as_ref(), route, query)?;
     let (request, paging) = table_request(table, source, request, &pagination, query)?;
     let response = read(state, service, operation, &request, context).await?;
     Ok(table_answer(

@@ -25,9 +25,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use thesa_core::duration::Duration;
 use thesa_core::model::{
-    Action, ActionType, Breadcrumb, Column, Command, Condition, Confirmation, Definition,
-    Dependency, Field, FieldValidation, Filter, Form, Layout, Link, NavigationChild, Options, Page,
-    Section, SortDir, StaticOption, Table, Workflow, ALWAYS_READ_ONLY,
+    ALWAYS_READ_ONLY, Action, ActionType, Breadcrumb, Column, Command, Condition, Confirmation,
+    Definition, Dependency, Field, FieldValidation, Filter, Form, Layout, Link, NavigationChild,
+    Options, Page, Section, SortDir, StaticOption, Table, Workflow,
 };
 
 use crate::access::capabilities::CapabilitySet;

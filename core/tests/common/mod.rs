@@ -38,3 +38,60 @@ pub fn corpus() -> std::path::PathBuf {
     );
     dir
 }
+
+/// A broken variant of a base definition: the text to replace and its
+/// replacement, and the finding expected: code, path, and the text the
+/// finding must point at.
+#[allow(dead_code)]
+pub struct Case {
+    pub from: &'static str,
+    pub to: &'static str,
+    pub code: thesa_core::finding::Code,
+    pub path: &'static str,
+    pub at: &'static str,
+}
+
+/// Runs every case on `base` (each edit must match once) with `run`, and
+/// fails naming every case whose finding is missing (code, path, line,
+/// column, severity, and `source`).
+#[allow(dead_code)]
+pub fn check_cases(
+    base: &str,
+    source: &str,
+    cases: &[Case],
+    run: impl Fn(&str) -> Vec<thesa_core::finding::Finding>,
+) {
+    let mut failures = Vec::new();
+    for case in cases {
+        assert_eq!(
+            base.matches(case.from).count(),
+            1,
+            "{:?} is not unique",
+            case.from
+        );
+        let text = base.replacen(case.from, case.to, 1);
+        let findings = run(&text);
+        let (line, column) = position(&text, case.at);
+        let hit = findings.iter().any(|f| {
+            f.code == case.code
+                && f.path == case.path
+                && f.line == Some(line)
+                && f.column == Some(column)
+                && f.source == source
+                && f.severity == case.code.severity()
+        });
+        if !hit {
+            failures.push(format!(
+                "{:?} at {} {line}:{column}, got:\n  {}",
+                case.code,
+                case.path,
+                findings
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n  ")
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
