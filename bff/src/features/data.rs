@@ -540,17 +540,26 @@ pub fn page_record_fields(page: &Page, caps: &CapabilitySet) -> BTreeSet<String>
 /// `mapping.items_path` (else the whole answer); `null` when that is not
 /// an object.
 pub fn record_answer(source: &DataSource, response: &Value, fields: &BTreeSet<String>) -> Value {
-    let empty = BTreeMap::new();
-    let mapping = source.mapping.as_ref();
-    let field_map = mapping.map_or(&empty, |m| &m.field_map);
-    let record = match mapping.and_then(|m| m.items_path.as_deref()) {
-        Some(path) => get_path(response, path),
-        None => Some(response),
-    };
+    let (record, field_map) = mapped(source, response);
     match record {
         Some(record @ Value::Object(_)) => project(record, fields, field_map),
         _ => Value::Null,
     }
+}
+
+/// What a data source's answer holds at its `items_path` (else the whole
+/// answer), and its `field_map`.
+fn mapped<'a>(
+    source: &'a DataSource,
+    response: &'a Value,
+) -> (Option<&'a Value>, &'a BTreeMap<String, String>) {
+    static EMPTY: BTreeMap<String, String> = BTreeMap::new();
+    let mapping = source.mapping.as_ref();
+    let at = match mapping.and_then(|m| m.items_path.as_deref()) {
+        Some(path) => get_path(response, path),
+        None => Some(response),
+    };
+    (at, mapping.map_or(&EMPTY, |m| &m.field_map))
 }
 
 /// One backend record reduced to `fields` (UI names), each read from its
@@ -580,13 +589,8 @@ pub fn table_answer(
     paging: Paging,
     caps: &CapabilitySet,
 ) -> Value {
-    let empty = BTreeMap::new();
     let mapping = source.mapping.as_ref();
-    let field_map = mapping.map_or(&empty, |m| &m.field_map);
-    let items = match mapping.and_then(|m| m.items_path.as_deref()) {
-        Some(path) => get_path(response, path),
-        None => Some(response),
-    };
+    let (items, field_map) = mapped(source, response);
     let fields = row_fields(table, caps);
     let items: Vec<Value> = items
         .and_then(Value::as_array)

@@ -78,6 +78,8 @@ pub struct Bff {
     pub addr: SocketAddr,
     /// Log lines written before it was ready.
     pub startup: Vec<String>,
+    /// The start-up time it logged (`startup_ms` of "server started").
+    pub startup_ms: u64,
     logs: mpsc::Receiver<String>,
     _dir: tempfile::TempDir,
 }
@@ -144,6 +146,7 @@ impl Bff {
                             child: Some(child),
                             addr: SocketAddr::from(([127, 0, 0, 1], port)),
                             startup: lines,
+                            startup_ms: event["startup_ms"].as_u64().unwrap_or_default(),
                             logs,
                             _dir: dir,
                         });
