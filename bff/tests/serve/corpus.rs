@@ -444,6 +444,36 @@ async fn the_corpus_serves_data_from_a_mock_generated_from_its_specs() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
+    // A form's record: the query string's id reaches the ConnectRPC body,
+    // and the record is read at the load source's items_path.
+    let (status, form) = corpus
+        .get("/ui/forms/redirect.edit_link_form/data?id=l1", &["admin"])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{form}");
+    let edit_fields = [
+        "id",
+        "destination_url",
+        "title",
+        "state",
+        "campaign",
+        "source",
+        "medium",
+        "content",
+        "term",
+        "max_clicks",
+        "expires_at",
+    ];
+    assert_eq!(form, json!({"data": project(link, &edit_fields)}));
+    assert_eq!(
+        corpus
+            .mock
+            .requests("redirect-svc", "/GetLink")
+            .last()
+            .unwrap()
+            .body,
+        json!({"id": "l1"})
+    );
+
     // Every inline lookup of every form and page view: its options.
     let mut lookup_ids = BTreeSet::new();
     for (list, kind) in [("forms", "forms"), ("pages", "pages")] {
