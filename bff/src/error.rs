@@ -12,6 +12,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::backends::invoker::InvokeError;
+
 tokio::task_local! {
     /// The correlation ID of the request being handled on this task.
     pub static CORRELATION_ID: String;
@@ -71,6 +73,53 @@ impl ApiError {
     /// 503: a dependency needed for the answer is down.
     pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
+    }
+
+    /// A failed backend call as the caller sees it: a stable code, never
+    /// the backend's own error body (the log has the details).
+    pub fn backend(err: InvokeError) -> Self {
+        tracing::warn!(error = %err, "backend call failed");
+        match err {
+            InvokeError::Status { status: 404, .. } => Self::new(
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+                "the record was not found",
+            ),
+            InvokeError::Status {
+                status: 401 | 403, ..
+            } => Self::new(
+                StatusCode::FORBIDDEN,
+                "BACKEND_FORBIDDEN",
+                "the backend refused the request for this caller",
+            ),
+            InvokeError::Timeout { .. } => Self::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "BACKEND_TIMEOUT",
+                "the backend did not answer in time",
+            ),
+            InvokeError::Unreachable { .. } => Self::new(
+                StatusCode::BAD_GATEWAY,
+                "BACKEND_UNAVAILABLE",
+                "the backend could not be reached",
+            ),
+            InvokeError::ServiceToken { .. } => Self::new(
+                StatusCode::BAD_GATEWAY,
+                "BACKEND_AUTH_FAILED",
+                "the BFF could not get its token for the backend",
+            ),
+            InvokeError::InvalidInput(message) => {
+                Self::new(StatusCode::BAD_REQUEST, "INVALID_INPUT", message)
+            }
+            InvokeError::CircuitOpen { .. } => Self::unavailable(
+                "BACKEND_CIRCUIT_OPEN",
+                "the backend is failing and is given time to recover; retry later",
+            ),
+            _ => Self::new(
+                StatusCode::BAD_GATEWAY,
+                "BACKEND_ERROR",
+                "the backend answered with an error",
+            ),
+        }
     }
 
     /// 500 without details (they are in the log).

@@ -6,11 +6,15 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use thesa_core::checksum::{self, Checksum, Manifest};
+use thesa_core::config::DefinitionsConfig;
 use thesa_core::files::{self, SourceError};
 use thesa_core::finding::{self, Code, Finding, Severity};
-use thesa_core::model::{Command, Definition, Form, Lookup, Page, Workflow};
+use thesa_core::model::{
+    Command, Definition, Form, Lookup, OperationBinding, OperationType, Options, Page, Section,
+    Workflow,
+};
 use thesa_core::openapi::OperationIndex;
-use thesa_core::validate::{self, LoadedDefinition};
+use thesa_core::validate::{self, Checks, LoadedDefinition};
 
 /// A definition being served.
 #[derive(Debug)]
@@ -31,9 +35,43 @@ pub struct Registry {
     forms: HashMap<String, (usize, usize)>,
     commands: HashMap<String, (usize, usize)>,
     lookups: HashMap<String, (usize, usize)>,
+    /// Inline lookups of fields and filters, by the ID they are served under.
+    inline_lookups: HashMap<String, InlineLookup>,
     /// Command ID → the form that submits it (the first, by domain).
     submitted_by: HashMap<String, (usize, usize)>,
     checksum: Checksum,
+}
+
+/// A lookup given inline on a field or a filter (`lookup: {operation_id,
+/// label_field, value_field}`), served like a named lookup under the ID
+/// [`inline_lookup_id`] gives it.
+#[derive(Debug)]
+pub struct InlineLookup {
+    /// The lookup as if it were named (`id` is the ID it is served under).
+    pub lookup: Lookup,
+    /// What a caller needs to get its options: the capabilities of its page
+    /// or form and of its section.
+    pub capabilities: Vec<String>,
+}
+
+/// What declares an inline lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner<'a> {
+    /// A page (its table's filters, its sections' fields and tables).
+    Page(&'a str),
+    /// A form (its sections' fields).
+    Form(&'a str),
+}
+
+/// The ID an inline lookup is served under (`GET /ui/lookups/{id}`):
+/// `page:<page id>:<field>` or `form:<form id>:<field>`. Pages and forms
+/// have separate ID spaces, hence the prefix; named lookup IDs have no `:`
+/// in practice, and a named lookup wins over an inline one.
+pub fn inline_lookup_id(owner: Owner<'_>, field: &str) -> String {
+    match owner {
+        Owner::Page(id) => format!("page:{id}:{field}"),
+        Owner::Form(id) => format!("form:{id}:{field}"),
+    }
 }
 
 /// Why a definition set could not be loaded.
@@ -63,7 +101,7 @@ impl Registry {
     pub fn load(
         directories: &[PathBuf],
         index: &OperationIndex,
-        strict_checksums: bool,
+        config: &DefinitionsConfig,
     ) -> Result<(Self, Vec<Finding>), LoadError> {
         let texts = files::document_texts("definitions directory", directories)?;
         let mut findings = Vec::new();
@@ -72,13 +110,14 @@ impl Registry {
             .map(|(source, text)| LoadedDefinition::from_text(source.as_str(), text, &mut findings))
             .collect();
         let handlers = validate::known_handlers(None);
-        findings.extend(validate::validate(&loaded, index, &handlers));
+        let checks = Checks { lint: config.lint };
+        findings.extend(validate::validate_with(&loaded, index, &handlers, checks));
         // Computed once: for the manifest check and for the registry.
         let checksums: Vec<Option<Checksum>> = loaded
             .iter()
             .map(|l| l.definition.as_ref().map(checksum::definition_checksum))
             .collect();
-        if strict_checksums {
+        if config.strict_checksums {
             check_manifest(directories, &loaded, &checksums, &mut findings);
         }
         findings.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
@@ -117,7 +156,9 @@ impl Registry {
         let mut commands = HashMap::new();
         let mut lookups = HashMap::new();
         let mut submitted_by = HashMap::new();
+        let mut inline_lookups = HashMap::new();
         for (d, served) in definitions.iter().enumerate() {
+            collect_inline_lookups(&served.definition, &mut inline_lookups);
             for (p, page) in served.definition.pages.iter().enumerate() {
                 pages.insert(page.id.clone(), (d, p));
             }
@@ -145,6 +186,7 @@ impl Registry {
             forms,
             commands,
             lookups,
+            inline_lookups,
             submitted_by,
             checksum,
         }
@@ -187,10 +229,14 @@ impl Registry {
         Some(&self.definitions[d].definition.commands[c])
     }
 
-    /// The lookup with this ID.
-    pub fn lookup(&self, id: &str) -> Option<&Lookup> {
-        let &(d, l) = self.lookups.get(id)?;
-        Some(&self.definitions[d].definition.lookups[l])
+    /// The lookup with this ID, named or inline, and the capabilities a
+    /// caller needs for its options (none for a named lookup).
+    pub fn lookup(&self, id: &str) -> Option<(&Lookup, &[String])> {
+        if let Some(&(d, l)) = self.lookups.get(id) {
+            return Some((&self.definitions[d].definition.lookups[l], &[]));
+        }
+        let inline = self.inline_lookups.get(id)?;
+        Some((&inline.lookup, &inline.capabilities))
     }
 
     /// The form whose submit command this is, if any.
@@ -203,6 +249,78 @@ impl Registry {
     pub fn checksum(&self) -> Checksum {
         self.checksum
     }
+}
+
+/// Adds the inline lookups of `definition`'s pages and forms (the first of
+/// an ID wins; the validator reports two different ones for one field).
+fn collect_inline_lookups(definition: &Definition, out: &mut HashMap<String, InlineLookup>) {
+    for page in &definition.pages {
+        let owner = Owner::Page(&page.id);
+        for filter in page.table.iter().flat_map(|t| &t.filters) {
+            for options in filter.options.iter().chain(&filter.lookup) {
+                add_inline(out, owner, &[&page.capabilities], &filter.field, options);
+            }
+        }
+        add_sections(out, owner, &page.capabilities, &page.sections);
+    }
+    for form in &definition.forms {
+        add_sections(
+            out,
+            Owner::Form(&form.id),
+            &form.capabilities,
+            &form.sections,
+        );
+    }
+}
+
+fn add_sections(
+    out: &mut HashMap<String, InlineLookup>,
+    owner: Owner<'_>,
+    owner_caps: &[String],
+    sections: &[Section],
+) {
+    for section in sections {
+        let caps = [owner_caps, &section.capabilities[..]];
+        for field in &section.fields {
+            if let Some(options) = &field.lookup {
+                add_inline(out, owner, &caps, &field.field, options);
+            }
+        }
+        for filter in section.table.iter().flat_map(|t| &t.filters) {
+            for options in filter.options.iter().chain(&filter.lookup) {
+                add_inline(out, owner, &caps, &filter.field, options);
+            }
+        }
+    }
+}
+
+fn add_inline(
+    out: &mut HashMap<String, InlineLookup>,
+    owner: Owner<'_>,
+    caps: &[&[String]],
+    field: &str,
+    options: &Options,
+) {
+    if options.operation_id.is_none() {
+        return;
+    }
+    let id = inline_lookup_id(owner, field);
+    out.entry(id.clone()).or_insert_with(|| InlineLookup {
+        lookup: Lookup {
+            id,
+            operation: Some(OperationBinding {
+                kind: OperationType::Openapi,
+                operation_id: options.operation_id.clone(),
+                service_id: options.service_id.clone(),
+                handler: None,
+            }),
+            label_field: options.label_field.clone().unwrap_or_default(),
+            value_field: options.value_field.clone().unwrap_or_default(),
+            search_field: options.search_field.clone(),
+            cache: None,
+        },
+        capabilities: caps.iter().flat_map(|c| c.iter().cloned()).collect(),
+    });
 }
 
 /// Compares each loaded definition's checksum with the manifest

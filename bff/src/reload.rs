@@ -89,11 +89,7 @@ pub fn spawn(
 /// Loads and validates the set under `directories` and swaps it in when it
 /// is valid and differs from the one served.
 pub fn reload(state: &AppState, directories: &[PathBuf]) {
-    match Registry::load(
-        directories,
-        &state.index,
-        state.config.definitions.strict_checksums,
-    ) {
+    match Registry::load(directories, &state.index, &state.config.definitions) {
         Ok((registry, warnings)) => {
             let served = state.registry.load();
             if registry.checksum() == served.checksum() {

@@ -157,14 +157,12 @@ async fn start(
         .map(PathBuf::from)
         .collect();
     let (registry, warnings) =
-        Registry::load(&directories, &index, config.definitions.strict_checksums).map_err(
-            |err| match &err {
-                LoadError::Invalid { findings, .. } => {
-                    failed("definitions")(format!("{err}; all errors: {}", first_errors(findings)))
-                }
-                LoadError::Source(_) => failed("definitions")(err.to_string()),
-            },
-        )?;
+        Registry::load(&directories, &index, &config.definitions).map_err(|err| match &err {
+            LoadError::Invalid { findings, .. } => {
+                failed("definitions")(format!("{err}; all errors: {}", first_errors(findings)))
+            }
+            LoadError::Source(_) => failed("definitions")(err.to_string()),
+        })?;
     for warning in &warnings {
         tracing::warn!(finding = %warning, "definition warning");
     }
@@ -205,9 +203,7 @@ async fn start(
 
     // 8. SDK handlers: those whose settings are present are registered; a
     // definition naming one that is not gets a warning, not a failure.
-    let handlers = Handlers::new(&config.handlers, http.clone(), |name| {
-        std::env::var(name).ok()
-    });
+    let handlers = Handlers::new(&config, http.clone(), |name| std::env::var(name).ok());
     let handler_names: Vec<&str> = handlers.names().collect();
     tracing::info!(handlers = ?handler_names, "SDK handlers registered");
     handlers.warn_missing(&registry);

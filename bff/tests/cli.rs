@@ -331,3 +331,87 @@ fn help_teaches_the_command() {
         assert!(help.contains(needle), "{needle} missing from:\n{help}");
     }
 }
+
+/// `../shared/thesa-corpus` beside the repository (never copied into it);
+/// a clear failure when it is missing.
+fn corpus() -> PathBuf {
+    let dir = repo().join("../shared/thesa-corpus");
+    assert!(
+        dir.join("definitions").is_dir() && dir.join("specs").is_dir(),
+        "the Thesa corpus is missing: this test reads {} (definitions/ and specs/ of a \
+         deployment of the original Thesa); put it there to run it",
+        dir.display()
+    );
+    dir
+}
+
+fn count(out: &str, code: &str) -> usize {
+    out.lines()
+        .filter(|l| l.contains(&format!("[{code}]")))
+        .count()
+}
+
+#[test]
+fn the_thesa_corpus_validates_and_the_lint_is_opt_in() {
+    let corpus = corpus();
+    let args = |extra: &[&str]| {
+        let mut args = vec![
+            "validate",
+            "--definitions",
+            "definitions",
+            "--specs",
+            "specs",
+        ];
+        args.extend_from_slice(extra);
+        args.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let run = |args: Vec<String>| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        thesa_bff(&corpus, &args)
+    };
+    let plain = run(args(&[]));
+    let out = stdout(&plain);
+    assert_eq!(plain.status.code(), Some(0), "{out}{}", stderr(&plain));
+    assert!(
+        out.contains(
+            "validated 6 definitions against 12 specs (96 operations): 0 errors, 5 warnings"
+        ),
+        "{out}"
+    );
+    assert_eq!(count(&out, "CAPABILITY_NAMESPACE_MISMATCH"), 0);
+    assert_eq!(
+        count(&out, "UNKNOWN_FIELD"),
+        0,
+        "every key the corpus uses is read"
+    );
+
+    let linted = run(args(&["--lint"]));
+    let out = stdout(&linted);
+    assert_eq!(linted.status.code(), Some(0), "warnings only: {out}");
+    assert_eq!(count(&out, "CAPABILITY_NAMESPACE_MISMATCH"), 77, "{out}");
+    assert_eq!(count(&out, "UNQUOTED_LITERAL"), 1, "{out}");
+    assert!(
+        out.contains(
+            "redirect.yaml:485:16: warning[UNQUOTED_LITERAL] commands[2].input.field_projection.state:"
+        ),
+        "{out}"
+    );
+
+    // The config switch does the same.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    fs::write(&config, "definitions:\n  lint: true\n").unwrap();
+    let config = config.display().to_string();
+    let switched = run(["--config", config.as_str()]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(args(&[]))
+        .collect());
+    assert_eq!(
+        count(&stdout(&switched), "CAPABILITY_NAMESPACE_MISMATCH"),
+        77,
+        "{}{}",
+        stdout(&switched),
+        stderr(&switched)
+    );
+}

@@ -41,6 +41,10 @@ pub struct Config {
     pub lookup: LookupConfig,
     /// SDK handlers built into the BFF (`type: sdk` operations).
     pub handlers: HandlersConfig,
+    /// File upload and download through the files service
+    /// (`POST /ui/upload`, `GET /ui/download/{id}`, the `files.upload`
+    /// handler).
+    pub files: FilesConfig,
     /// Logs, traces and metrics.
     pub observability: ObservabilityConfig,
     /// The analytics query API of the original Thesa's admin console
@@ -208,6 +212,11 @@ pub struct DefinitionsConfig {
     pub hot_reload: bool,
     /// Verify definitions against a checksum manifest.
     pub strict_checksums: bool,
+    /// Also report the conventions (`thesa-bff validate --lint`): capability
+    /// namespaces that differ from the domain, versions that are not
+    /// semantic versions, unquoted literals, default sorts on no sortable
+    /// column. Warnings only; they never block a definition.
+    pub lint: bool,
 }
 
 impl Default for DefinitionsConfig {
@@ -216,6 +225,7 @@ impl Default for DefinitionsConfig {
             directories: vec!["/definitions".into()],
             hot_reload: false,
             strict_checksums: false,
+            lint: false,
         }
     }
 }
@@ -272,6 +282,37 @@ pub struct ServiceConfig {
     /// Retries of idempotent calls.
     #[serde(default)]
     pub retry: RetryConfig,
+    /// Headers that carry the caller's context to the service.
+    #[serde(default)]
+    pub context_headers: ContextHeaders,
+}
+
+/// The headers a backend request carries besides the token, as Thesa sends
+/// them: each names the header, and `""` leaves it out. Values come from
+/// the verified token (never from the caller's headers), except the
+/// partition, which `X-Partition-Id` may narrow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct ContextHeaders {
+    /// The caller's tenant.
+    pub tenant: String,
+    /// The request's partition (sent when there is one).
+    pub partition: String,
+    /// The caller's subject.
+    pub subject: String,
+    /// The request's correlation ID.
+    pub correlation: String,
+}
+
+impl Default for ContextHeaders {
+    fn default() -> Self {
+        Self {
+            tenant: "X-Tenant-Id".into(),
+            partition: "X-Partition-Id".into(),
+            subject: "X-Request-Subject".into(),
+            correlation: "X-Correlation-Id".into(),
+        }
+    }
 }
 
 impl ServiceConfig {
@@ -777,6 +818,43 @@ impl Default for AnalyticsConfig {
             .to_vec(),
             tenant_label: "tenant_id".into(),
             partition_label: "partition_id".into(),
+        }
+    }
+}
+
+/// File upload and download through the files service. The service is an
+/// entry of `services` (base URL, timeout, authentication and context
+/// headers come from there); its upload and download endpoints are not in
+/// its spec, so their paths are set here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct FilesConfig {
+    /// The service ID of the files service under `services`.
+    pub service: String,
+    /// Path of its upload endpoint (`POST`, multipart/form-data).
+    pub upload_path: String,
+    /// Path of its download endpoint (`GET`); `{id}` is the file ID.
+    pub download_path: String,
+    /// Largest upload accepted, in bytes; a larger one is cut off with 413.
+    pub max_upload_bytes: u64,
+    /// Multipart field the `files.upload` handler sends the file in.
+    pub upload_field: String,
+    /// Capabilities a caller needs to upload (all of them).
+    pub upload_capabilities: Vec<String>,
+    /// Capabilities a caller needs to download (all of them).
+    pub download_capabilities: Vec<String>,
+}
+
+impl Default for FilesConfig {
+    fn default() -> Self {
+        Self {
+            service: "files-svc".into(),
+            upload_path: "/upload".into(),
+            download_path: "/download/{id}".into(),
+            max_upload_bytes: 32 * 1024 * 1024,
+            upload_field: "file".into(),
+            upload_capabilities: vec!["files:upload".into()],
+            download_capabilities: vec!["files:download".into()],
         }
     }
 }

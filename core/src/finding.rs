@@ -92,6 +92,9 @@ codes! {
     DuplicateDomain = "DUPLICATE_DOMAIN", Error;
     /// A path parameter of the operation's path template has no mapping (rule 5).
     PathParamMissing = "PATH_PARAM_MISSING", Error;
+    /// A `{placeholder}` of a page's or section's `request_mapping` is not
+    /// a parameter of the page's route (rule 3).
+    RouteParamUnknown = "ROUTE_PARAM_UNKNOWN", Error;
     /// A `path_params` mapping names no path parameter of the operation (rule 5).
     PathParamUnknown = "PATH_PARAM_UNKNOWN", Error;
     /// A capability is not of the form `namespace:action[:scope]` (rule 6).
@@ -121,8 +124,17 @@ codes! {
     SpecExternalRef = "SPEC_EXTERNAL_REF", Warning;
     /// A key that the format does not define; it is ignored.
     UnknownField = "UNKNOWN_FIELD", Warning;
-    /// A capability's namespace differs from the definition's domain.
+    /// Lint (only on request): a capability's namespace differs from the
+    /// definition's domain.
     CapabilityNamespaceMismatch = "CAPABILITY_NAMESPACE_MISMATCH", Warning;
+    /// Lint (only on request): `version` is not a semantic version.
+    VersionNotSemver = "VERSION_NOT_SEMVER", Warning;
+    /// Lint (only on request): an input mapping value is a bare word, read
+    /// as that text; Thesa's resolver refuses it at run time.
+    UnquotedLiteral = "UNQUOTED_LITERAL", Warning;
+    /// Lint (only on request): a table's `default_sort` names no sortable
+    /// column, so the frontend cannot show or toggle that order.
+    DefaultSortNotSortable = "DEFAULT_SORT_NOT_SORTABLE", Warning;
     /// A `field_projection` target that the operation's request schema does
     /// not declare.
     ProjectionFieldUndeclared = "PROJECTION_FIELD_UNDECLARED", Warning;

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::duration::ParseDurationError;
 use crate::finding::{Code, Finding, Reporter};
-use crate::model::{DOMAIN_PATTERN, SEMVER_PATTERN};
+use crate::model::DOMAIN_PATTERN;
 use crate::node::{self, Node};
 use crate::path::{Path, Segment};
 use crate::suggest;
@@ -517,8 +517,6 @@ fn pattern_message(pattern: &str, shown: &str) -> String {
             "{shown} is not a valid domain: use lowercase letters, digits, '-' and '_', \
              start with a letter, at most 63 characters"
         )
-    } else if pattern == SEMVER_PATTERN {
-        format!("{shown} is not a semantic version such as \"1.0.0\"")
     } else {
         format!("{shown} does not match the pattern {pattern}")
     }
@@ -561,14 +559,13 @@ mod tests {
 
     #[test]
     fn reports_all_structural_problems_with_positions() {
-        let (def, findings) = load(
-            "domain: Orders\nversion: '1.0'\npages:\n- id: p\n  layout: grid\n  colour: red\n",
-        );
+        let (def, findings) =
+            load("domain: Orders\nversion: ''\npages:\n- id: p\n  layout: grid\n  colour: red\n");
         assert!(def.is_none());
         let got: Vec<String> = findings.iter().map(ToString::to_string).collect();
         let expected = [
             "d.yaml:1:9: error[INVALID_FORMAT] domain: \"Orders\" is not a valid domain",
-            "d.yaml:2:10: error[INVALID_FORMAT] version: \"1.0\" is not a semantic version",
+            "d.yaml:2:10: error[MISSING_FIELD] version: must not be empty",
             "d.yaml:4:3: error[MISSING_FIELD] pages[0].title: required field \"title\" is missing",
             "d.yaml:4:3: error[MISSING_FIELD] pages[0].route: required field \"route\" is missing",
             "d.yaml:5:11: error[INVALID_ENUM] pages[0].layout: \"grid\" is not one of: table, list, detail, form, dashboard, custom",
@@ -585,7 +582,7 @@ mod tests {
     #[test]
     fn unknown_fields_alone_do_not_block() {
         let (def, findings) = load(
-            "domain: orders\nversion: 1.0.0\nnavigation:\n  label: Orders\n  group: bottom\n  capabilites: []\n",
+            "domain: orders\nversion: 1.0.0\nnavigation:\n  label: Orders\n  colour: red\n  capabilites: []\n",
         );
         assert!(def.is_some());
         assert_eq!(findings.len(), 2);

@@ -16,8 +16,9 @@ use crate::checksum::{self, Checksum};
 use crate::finding::{Code, Finding, Reporter};
 use crate::load::{self, Schema, SchemaCell};
 use crate::model::{
-    Action, ActionType, BodyMapping, DataSource, Definition, Form, InputMapping, Layout,
-    OperationBinding, OperationType, Options, Page, Section, StepType, Workflow,
+    ALWAYS_READ_ONLY, Action, ActionType, BodyMapping, DataSource, Definition, Filter, Form,
+    HIDDEN, InputMapping, Layout, OperationBinding, OperationType, Options, Page, Section,
+    StepType, Table, Workflow,
 };
 use crate::node::Node;
 use crate::openapi::{Operation, OperationIndex, Presence, ServiceSpec};
@@ -197,7 +198,7 @@ impl Catalog<'_> {
 /// SDK handlers every `thesa-bff` build registers (the BFF's `handlers`
 /// module). `handler` names are checked against these and any others a
 /// caller adds (builds with their own handlers).
-pub const BUILTIN_HANDLERS: &[&str] = &["notify.webhook"];
+pub const BUILTIN_HANDLERS: &[&str] = &["files.upload", "notify.webhook"];
 
 /// The built-in handler names plus `extra`.
 pub fn known_handlers(extra: impl IntoIterator<Item = String>) -> BTreeSet<String> {
@@ -218,6 +219,29 @@ pub fn validate(
     index: &OperationIndex,
     handlers: &BTreeSet<String>,
 ) -> Vec<Finding> {
+    validate_with(definitions, index, handlers, Checks::default())
+}
+
+/// Which checks run besides the rules.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Checks {
+    /// The conventions (`thesa-bff validate --lint`, `definitions.lint`):
+    /// capability namespaces that differ from the domain
+    /// (`CAPABILITY_NAMESPACE_MISMATCH`), versions that are not semantic
+    /// versions, unquoted literals in input mappings, default sorts on no
+    /// sortable column. Warnings that teach; off by default because
+    /// definitions written for Thesa break them by design (a domain
+    /// `profiles` with capabilities `profile:view`).
+    pub lint: bool,
+}
+
+/// [`validate`], with the conventions of `checks` too.
+pub fn validate_with(
+    definitions: &[impl Borrow<LoadedDefinition>],
+    index: &OperationIndex,
+    handlers: &BTreeSet<String>,
+    checks: Checks,
+) -> Vec<Finding> {
     let mut findings = Vec::new();
     let catalog = catalog(definitions, &mut findings);
     for loaded in definitions.iter().map(Borrow::borrow) {
@@ -230,6 +254,7 @@ pub fn validate(
             index,
             handlers,
             catalog: &catalog,
+            checks,
         };
         checker.definition();
     }
@@ -385,12 +410,24 @@ struct Checker<'a> {
     index: &'a OperationIndex,
     handlers: &'a BTreeSet<String>,
     catalog: &'a Catalog<'a>,
+    checks: Checks,
 }
 
 impl<'a> Checker<'a> {
     fn definition(&mut self) {
         let def = self.def;
         let root = Path::root();
+        if self.checks.lint && !is_semver(&def.version) {
+            self.reporter.report(
+                Code::VersionNotSemver,
+                &root.key("version"),
+                format!(
+                    "{:?} is not a semantic version such as \"1.0.0\"; `thesa-bff diff` and \
+                     reviewers read versions as MAJOR.MINOR.PATCH",
+                    def.version
+                ),
+            );
+        }
         if let Some(nav) = &def.navigation {
             let at = root.key("navigation");
             self.capabilities(&at, &nav.capabilities);
@@ -398,7 +435,10 @@ impl<'a> Checker<'a> {
                 let at = at.key("children").index(i);
                 self.capabilities(&at, &child.capabilities);
                 if let Some(page_id) = &child.page_id {
-                    self.reference(&at.key("page_id"), Kind::Page, page_id);
+                    // Thesa lets a menu item open a form by its ID here.
+                    if !self.catalog.contains(Kind::Form, page_id) {
+                        self.reference(&at.key("page_id"), Kind::Page, page_id);
+                    }
                 }
                 if let Some(badge) = &child.badge {
                     let at = at.key("badge");
@@ -448,7 +488,7 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn page(&mut self, at: &Path, page: &Page) {
+    fn page(&mut self, at: &Path, page: &'a Page) {
         self.capabilities(at, &page.capabilities);
         if page.layout == Layout::Table && page.table.is_none() {
             self.reporter.report(
@@ -457,22 +497,190 @@ impl<'a> Checker<'a> {
                 "a page with layout \"table\" needs a table",
             );
         }
+        let route = RouteParams::of(&page.route);
+        let mut inline = InlineLookups::default();
         if let Some(table) = &page.table {
             let at = at.key("table");
-            self.data_source(&at.key("data_source"), &table.data_source);
-            for (i, filter) in table.filters.iter().enumerate() {
-                if let Some(options) = &filter.options {
-                    self.options(&at.key("filters").index(i).key("options"), options);
+            match &table.data_source {
+                Some(source) => {
+                    self.page_source(&at.key("data_source"), source, &route, false);
                 }
+                None => self.reporter.report(
+                    Code::MissingField,
+                    &at.key("data_source"),
+                    "a page's table needs data_source",
+                ),
             }
-            self.actions(&at.key("row_actions"), &table.row_actions);
-            self.actions(&at.key("bulk_actions"), &table.bulk_actions);
+            self.table(&at, table, &mut inline);
         }
-        self.sections(&at.key("sections"), &page.sections);
+        if let Some(source) = &page.data_source {
+            self.page_source(&at.key("data_source"), source, &route, true);
+        }
+        self.sections(&at.key("sections"), &page.sections, &mut inline);
+        self.page_sections(&at.key("sections"), &page.sections, &route, &mut inline);
         self.actions(&at.key("actions"), &page.actions);
     }
 
-    fn form(&mut self, at: &Path, form: &Form) {
+    /// What a table has besides its data source: filters, actions and, with
+    /// `--lint`, its default sort.
+    fn table(&mut self, at: &Path, table: &'a Table, inline: &mut InlineLookups<'a>) {
+        for (i, filter) in table.filters.iter().enumerate() {
+            self.filter(&at.key("filters").index(i), filter, inline);
+        }
+        self.actions(&at.key("row_actions"), &table.row_actions);
+        self.actions(&at.key("bulk_actions"), &table.bulk_actions);
+        if let Some(sort) = table.default_sort.as_deref().filter(|_| self.checks.lint) {
+            let sortable = table.columns.iter().any(|c| c.field == sort && c.sortable);
+            if !sortable {
+                let columns: Vec<&str> = table
+                    .columns
+                    .iter()
+                    .filter(|c| c.sortable)
+                    .map(|c| c.field.as_str())
+                    .collect();
+                self.reporter.report(
+                    Code::DefaultSortNotSortable,
+                    &at.key("default_sort"),
+                    format!(
+                        "default_sort {sort:?} is not a sortable column (sortable: {}); the \
+                         rows are sorted by it, but the frontend cannot show that order",
+                        list_or_none(&columns)
+                    ),
+                );
+            }
+        }
+    }
+
+    fn filter(&mut self, at: &Path, filter: &'a Filter, inline: &mut InlineLookups<'a>) {
+        if let (Some(_), Some(_)) = (&filter.options, &filter.lookup) {
+            self.reporter.report(
+                Code::ConflictingFields,
+                &at.key("lookup"),
+                "set either options or lookup, not both",
+            );
+        }
+        if let Some(options) = &filter.options {
+            self.options(&at.key("options"), options);
+        }
+        if let Some(lookup) = &filter.lookup {
+            self.options(&at.key("lookup"), lookup);
+            inline.add(&mut self.reporter, &filter.field, lookup, at.key("lookup"));
+        }
+    }
+
+    /// The data source of a page (`record`: of its record) or of its table
+    /// (`record` false), whose `{placeholders}` and path parameters come
+    /// from the page's route.
+    fn page_source(&mut self, at: &Path, source: &DataSource, route: &RouteParams, record: bool) {
+        let resolved = self.data_source(at, source);
+        let empty = Default::default();
+        let request_mapping = source
+            .mapping
+            .as_ref()
+            .map_or(&empty, |m| &m.request_mapping);
+        let mapping_at = at.key("mapping").key("request_mapping");
+        for (target, template) in request_mapping {
+            for name in placeholders(template) {
+                if !route.names.contains(&name) {
+                    let message = format!(
+                        "{{{name}}} is not a parameter of the page's route {:?}{}",
+                        route.route,
+                        match route.names.is_empty() {
+                            true => " (it has none)".to_string(),
+                            false => suggest::hint(name, route.names.iter().copied()),
+                        }
+                    );
+                    self.reporter.report(
+                        Code::RouteParamUnknown,
+                        &mapping_at.key(target.as_str()),
+                        message,
+                    );
+                }
+            }
+        }
+        // A table's path parameters may also come from the query string
+        // (filters of the caller's choosing); a record's only from the route.
+        let Some((_, op)) = resolved.filter(|_| record) else {
+            return;
+        };
+        for name in op.path_template_params() {
+            if !route.names.contains(&name) && !request_mapping.contains_key(name) {
+                let message = format!(
+                    "path parameter {name:?} of {} is neither a parameter of the page's route \
+                     {:?} nor in mapping.request_mapping",
+                    describe_operation(op),
+                    route.route
+                );
+                self.reporter
+                    .report(Code::PathParamMissing, &at.key("operation_id"), message);
+            }
+        }
+    }
+
+    /// What only page sections have: their own data source and table.
+    fn page_sections(
+        &mut self,
+        at: &Path,
+        sections: &'a [Section],
+        route: &RouteParams,
+        inline: &mut InlineLookups<'a>,
+    ) {
+        let mut ids: HashMap<&str, Path> = HashMap::new();
+        for (i, section) in sections.iter().enumerate() {
+            let at = at.index(i);
+            if section.data_source.is_none() && section.table.is_none() {
+                continue;
+            }
+            match &section.id {
+                None => self.reporter.report(
+                    Code::MissingField,
+                    &at.key("id"),
+                    "a section with its own data_source or table needs an id: its data is \
+                     served under it",
+                ),
+                Some(id) => {
+                    if let Some(first) = ids.get(id.as_str()) {
+                        let message = format!(
+                            "section ID {id:?} is already used at {} of this page",
+                            first
+                        );
+                        self.reporter
+                            .report(Code::DuplicateId, &at.key("id"), message);
+                    } else {
+                        ids.insert(id, at.key("id"));
+                    }
+                }
+            }
+            if let Some(source) = &section.data_source {
+                let record = section.table.is_none();
+                self.page_source(&at.key("data_source"), source, route, record);
+            }
+            let Some(table) = &section.table else {
+                continue;
+            };
+            let table_at = at.key("table");
+            match (&section.data_source, &table.data_source) {
+                (Some(_), Some(_)) => self.reporter.report(
+                    Code::ConflictingFields,
+                    &table_at.key("data_source"),
+                    "the section has a data_source already; set it on the section or on its \
+                     table, not both",
+                ),
+                (None, Some(source)) => {
+                    self.page_source(&table_at.key("data_source"), source, route, false);
+                }
+                (None, None) => self.reporter.report(
+                    Code::MissingField,
+                    &at.key("data_source"),
+                    "a section with a table needs a data_source (on the section or its table)",
+                ),
+                (Some(_), None) => {}
+            }
+            self.table(&table_at, table, inline);
+        }
+    }
+
+    fn form(&mut self, at: &Path, form: &'a Form) {
         self.capabilities(at, &form.capabilities);
         self.reference(
             &at.key("submit_command"),
@@ -482,42 +690,107 @@ impl<'a> Checker<'a> {
         if let Some(source) = &form.load_source {
             self.data_source(&at.key("load_source"), source);
         }
-        self.sections(&at.key("sections"), &form.sections);
-    }
-
-    fn sections(&mut self, at: &Path, sections: &[Section]) {
-        for (i, section) in sections.iter().enumerate() {
-            let at = at.index(i);
-            self.capabilities(&at, &section.capabilities);
-            for (j, field) in section.fields.iter().enumerate() {
-                let at = at.key("fields").index(j);
-                if let Some(capability) = &field.visibility {
-                    self.capability(&at.key("visibility"), capability);
-                }
-                // `read_only` is `true`/`false` or the capability that makes
-                // the field editable.
-                if let Some(read_only) = &field.read_only {
-                    if read_only != "true" && read_only != "false" {
-                        self.capability(&at.key("read_only"), read_only);
-                    }
-                }
-                if let Some(lookup) = &field.lookup {
-                    self.options(&at.key("lookup"), lookup);
+        let mut inline = InlineLookups::default();
+        self.sections(&at.key("sections"), &form.sections, &mut inline);
+        for (i, section) in form.sections.iter().enumerate() {
+            let at = at.key("sections").index(i);
+            for (key, set) in [
+                ("data_source", section.data_source.is_some()),
+                ("table", section.table.is_some()),
+            ] {
+                if set {
+                    self.reporter.report_key(
+                        Code::UnknownField,
+                        &at.key(key),
+                        format!(
+                            "{key} of a form section is ignored: only page sections load \
+                             data (a form's record comes from load_source)"
+                        ),
+                    );
                 }
             }
         }
     }
 
+    fn sections(&mut self, at: &Path, sections: &'a [Section], inline: &mut InlineLookups<'a>) {
+        for (i, section) in sections.iter().enumerate() {
+            let at = at.index(i);
+            self.capabilities(&at, &section.capabilities);
+            for (j, field) in section.fields.iter().enumerate() {
+                let at = at.key("fields").index(j);
+                if let (Some(help), Some(hint)) = (&field.help_text, &field.hint) {
+                    if help != hint {
+                        self.reporter.report(
+                            Code::ConflictingFields,
+                            &at.key("hint"),
+                            "hint and help_text are two names of the help text; set one",
+                        );
+                    }
+                }
+                if let Some(capability) = field.visibility.as_ref().filter(|v| *v != HIDDEN) {
+                    self.capability(&at.key("visibility"), capability);
+                }
+                // `read_only` is `true`/`always`/`false` or the capability
+                // that makes the field editable.
+                if let Some(read_only) = &field.read_only {
+                    let fixed =
+                        read_only == "false" || ALWAYS_READ_ONLY.contains(&read_only.as_str());
+                    if !fixed {
+                        self.capability(&at.key("read_only"), read_only);
+                    }
+                }
+                if let Some(lookup) = &field.lookup {
+                    self.options(&at.key("lookup"), lookup);
+                    inline.add(&mut self.reporter, &field.field, lookup, at.key("lookup"));
+                }
+            }
+        }
+    }
+
+    /// The choices of a field or filter: at most one source (a lookup ID,
+    /// an inline lookup or static choices); an inline lookup's operation
+    /// exists and it names the fields of its choices.
     fn options(&mut self, at: &Path, options: &Options) {
-        match (&options.lookup_id, options.fixed.is_empty()) {
-            (Some(_), false) => self.reporter.report(
+        let sources = usize::from(options.lookup_id.is_some())
+            + usize::from(!options.fixed.is_empty())
+            + usize::from(options.is_inline());
+        if sources > 1 {
+            self.reporter.report(
                 Code::ConflictingFields,
                 at,
-                "set either lookup_id or static choices, not both",
-            ),
-            (Some(id), true) => self.reference(&at.key("lookup_id"), Kind::Lookup, id),
+                "set one source of choices: lookup_id, an inline lookup (operation_id, \
+                 label_field, value_field) or static",
+            );
+            return;
+        }
+        if let Some(id) = &options.lookup_id {
+            self.reference(&at.key("lookup_id"), Kind::Lookup, id);
+        }
+        if !options.is_inline() {
             // Thesa's format allows options without a source (no choices).
-            (None, _) => {}
+            return;
+        }
+        match &options.operation_id {
+            Some(id) => {
+                self.openapi_operation(at, id, options.service_id.as_deref());
+            }
+            None => self.reporter.report(
+                Code::MissingField,
+                &at.key("operation_id"),
+                "an inline lookup needs operation_id",
+            ),
+        }
+        for (key, value) in [
+            ("label_field", &options.label_field),
+            ("value_field", &options.value_field),
+        ] {
+            if value.is_none() {
+                self.reporter.report(
+                    Code::MissingField,
+                    &at.key(key),
+                    format!("an inline lookup needs {key}"),
+                );
+            }
         }
     }
 
@@ -525,17 +798,37 @@ impl<'a> Checker<'a> {
         for (i, action) in actions.iter().enumerate() {
             let at = at.index(i);
             self.capabilities(&at, &action.capabilities);
+            if let (ActionType::Navigate, Some(to), Some(route)) =
+                (action.kind, &action.navigate_to, &action.route)
+            {
+                if to != route {
+                    self.reporter.report(
+                        Code::ConflictingFields,
+                        &at.key("route"),
+                        "route and navigate_to are two names of the route a navigate action \
+                         opens; set one",
+                    );
+                }
+            }
             let (key, target, kind) = match action.kind {
-                ActionType::Command => ("command_id", &action.command_id, Some(Kind::Command)),
+                ActionType::Command | ActionType::Confirm => {
+                    ("command_id", &action.command_id, Some(Kind::Command))
+                }
                 ActionType::Form => ("form_id", &action.form_id, Some(Kind::Form)),
                 ActionType::Workflow => ("workflow_id", &action.workflow_id, Some(Kind::Workflow)),
-                ActionType::Navigate => ("navigate_to", &action.navigate_to, None),
+                ActionType::Navigate => ("navigate_to", &action.target_route().cloned(), None),
             };
             match (target, kind) {
                 (None, _) => self.reporter.report(
                     Code::MissingField,
                     &at.key(key),
-                    format!("an action of type {:?} needs {key}", type_name(action.kind)),
+                    match action.kind {
+                        ActionType::Navigate => {
+                            "an action of type \"navigate\" needs navigate_to (or route)"
+                                .to_string()
+                        }
+                        kind => format!("an action of type {:?} needs {key}", type_name(kind)),
+                    },
                 ),
                 (Some(id), Some(kind)) => self.reference(&at.key(key), kind, id),
                 (Some(_), None) => {}
@@ -723,7 +1016,7 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn data_source(&mut self, at: &Path, source: &DataSource) {
+    fn data_source(&mut self, at: &Path, source: &DataSource) -> Option<Resolved<'a>> {
         let resolved = match (&source.operation_id, &source.handler) {
             (Some(_), Some(_)) => {
                 self.reporter.report(
@@ -750,6 +1043,7 @@ impl<'a> Checker<'a> {
         if let Some(items_path) = source.mapping.as_ref().and_then(|m| m.items_path.as_ref()) {
             self.items_path(&at.key("mapping").key("items_path"), items_path, resolved);
         }
+        resolved
     }
 
     /// Finds `operation_id` in the named service, or in the one spec that
@@ -864,11 +1158,23 @@ impl<'a> Checker<'a> {
         ];
         for (key, values) in mappings {
             for (name, expression) in values {
-                if let Err(why) = check_expression(expression) {
-                    let message = format!("{expression:?} {why}; {EXPRESSION_FORMS}");
-                    let path = input_at.key(key).key(name.as_str());
-                    self.reporter
-                        .report(Code::InvalidExpression, &path, message);
+                let path = input_at.key(key).key(name.as_str());
+                match check_expression(expression) {
+                    Err(why) => {
+                        let message = format!("{expression:?} {why}; {EXPRESSION_FORMS}");
+                        self.reporter
+                            .report(Code::InvalidExpression, &path, message);
+                    }
+                    Ok(Expression::BareWord) if self.checks.lint => {
+                        let word = expression.trim();
+                        let message = format!(
+                            "{word:?} is read as the text '{word}'; quote it to say so, \
+                             \"'{word}'\" in YAML (Thesa's resolver refuses a bare word at run \
+                             time)"
+                        );
+                        self.reporter.report(Code::UnquotedLiteral, &path, message);
+                    }
+                    Ok(_) => {}
                 }
             }
         }
@@ -954,8 +1260,12 @@ impl<'a> Checker<'a> {
         }
     }
 
-    /// Rule 6 and the namespace warning.
+    /// Rule 6 and the namespace warning. `*` (every capability) is one too,
+    /// as in Thesa's format.
     fn capability(&mut self, at: &Path, capability: &str) {
+        if capability == "*" {
+            return;
+        }
         let segments: Vec<&str> = capability.split(':').collect();
         let well_formed = segments.len() >= 2
             && segments
@@ -970,7 +1280,7 @@ impl<'a> Checker<'a> {
             return;
         }
         let namespace = segments[0];
-        if namespace != self.def.domain && namespace != "*" {
+        if self.checks.lint && namespace != self.def.domain && namespace != "*" {
             let message = format!(
                 "capability {capability:?} is in namespace {namespace:?}, not in this definition's domain {:?}",
                 self.def.domain
@@ -979,6 +1289,111 @@ impl<'a> Checker<'a> {
                 .report(Code::CapabilityNamespaceMismatch, at, message);
         }
     }
+}
+
+/// The parameters of a page's route: `{id}` and `:id` segments.
+struct RouteParams<'r> {
+    route: &'r str,
+    names: Vec<&'r str>,
+}
+
+impl<'r> RouteParams<'r> {
+    fn of(route: &'r str) -> Self {
+        let names = route
+            .split('/')
+            .filter_map(|segment| {
+                segment
+                    .strip_prefix(':')
+                    .or_else(|| segment.strip_prefix('{')?.strip_suffix('}'))
+            })
+            .filter(|name| !name.is_empty())
+            .collect();
+        Self { route, names }
+    }
+}
+
+/// The `{name}` placeholders of a template such as `"{id}"`.
+pub fn placeholders(template: &str) -> impl Iterator<Item = &str> {
+    template
+        .split('{')
+        .skip(1)
+        .filter_map(|part| part.split_once('}').map(|(name, _)| name))
+}
+
+/// The inline lookups of one page or form by field: the BFF serves each
+/// under an ID made of the page or form and the field, so one field may
+/// not have two different ones.
+#[derive(Default)]
+struct InlineLookups<'a> {
+    by_field: HashMap<&'a str, (&'a Options, Path)>,
+}
+
+impl<'a> InlineLookups<'a> {
+    fn add(&mut self, reporter: &mut Reporter<'_>, field: &'a str, options: &'a Options, at: Path) {
+        if !options.is_inline() {
+            return;
+        }
+        match self.by_field.get(field) {
+            Some((first, _)) if same_source(first, options) => {}
+            Some((_, first_at)) => {
+                let message = format!(
+                    "field {field:?} already has a different inline lookup at {first_at}; both \
+                     would be served under one ID (make them the same, or use named lookups)"
+                );
+                reporter.report(Code::DuplicateId, &at, message);
+            }
+            None => {
+                self.by_field.insert(field, (options, at));
+            }
+        }
+    }
+}
+
+fn same_source(a: &Options, b: &Options) -> bool {
+    (
+        &a.operation_id,
+        &a.service_id,
+        &a.label_field,
+        &a.value_field,
+        &a.search_field,
+    ) == (
+        &b.operation_id,
+        &b.service_id,
+        &b.label_field,
+        &b.value_field,
+        &b.search_field,
+    )
+}
+
+/// Whether `version` is a semantic version (semver.org 2.0.0).
+fn is_semver(version: &str) -> bool {
+    let identifiers_ok = |text: &str, numeric_rule: bool| {
+        text.split('.').all(|id| {
+            !id.is_empty()
+                && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !(numeric_rule
+                    && id.len() > 1
+                    && id.starts_with('0')
+                    && id.chars().all(|c| c.is_ascii_digit()))
+        })
+    };
+    let (rest, build) = match version.split_once('+') {
+        Some((rest, build)) => (rest, Some(build)),
+        None => (version, None),
+    };
+    let (core, pre) = match rest.split_once('-') {
+        Some((core, pre)) => (core, Some(pre)),
+        None => (rest, None),
+    };
+    let numbers: Vec<&str> = core.split('.').collect();
+    numbers.len() == 3
+        && numbers.iter().all(|n| {
+            !n.is_empty()
+                && n.chars().all(|c| c.is_ascii_digit())
+                && (n.len() == 1 || !n.starts_with('0'))
+        })
+        && pre.is_none_or(|p| identifiers_ok(p, true))
+        && build.is_none_or(|b| identifiers_ok(b, false))
 }
 
 /// `a, b, c`, or `none`.
@@ -994,11 +1409,30 @@ fn list_or_none(names: &[&str]) -> String {
 const EXPRESSION_FORMS: &str = "use input.<field>, route.<param>, workflow.<field>, \
      context.subject_id|tenant_id|partition_id|email, 'text' or a number";
 
+/// What kind of value an input mapping expression is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expression {
+    /// A reference (`input.x`), a quoted text or a number.
+    Plain,
+    /// A bare word such as `LINK_STATE_PAUSED`: read as that text.
+    BareWord,
+}
+
+/// Whether `expression` is a bare word (letters, digits, `_` and `-`,
+/// starting with a letter or `_`), which the BFF reads as literal text.
+pub fn is_bare_word(expression: &str) -> bool {
+    let mut chars = expression.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
 /// Checks an input mapping expression; says what is wrong with it.
-fn check_expression(expression: &str) -> Result<(), &'static str> {
+fn check_expression(expression: &str) -> Result<Expression, &'static str> {
     let e = expression.trim();
     if e.len() >= 2 && e.starts_with('\'') && e.ends_with('\'') {
-        return Ok(());
+        return Ok(Expression::Plain);
     }
     let unsigned = e.strip_prefix(['-', '+']).unwrap_or(e);
     let is_number = !unsigned.is_empty()
@@ -1006,17 +1440,20 @@ fn check_expression(expression: &str) -> Result<(), &'static str> {
         && unsigned.chars().filter(|&c| c == '.').count() <= 1
         && unsigned.chars().any(|c| c.is_ascii_digit());
     if is_number {
-        return Ok(());
+        return Ok(Expression::Plain);
+    }
+    if is_bare_word(e) {
+        return Ok(Expression::BareWord);
     }
     let Some((source, rest)) = e.split_once('.') else {
         return Err("has no source prefix");
     };
     let parts_ok = !rest.is_empty() && rest.split('.').all(|p| !p.is_empty());
     match source {
-        "input" | "workflow" if parts_ok => Ok(()),
-        "route" if parts_ok && !rest.contains('.') => Ok(()),
+        "input" | "workflow" if parts_ok => Ok(Expression::Plain),
+        "route" if parts_ok && !rest.contains('.') => Ok(Expression::Plain),
         "context" if matches!(rest, "subject_id" | "tenant_id" | "partition_id" | "email") => {
-            Ok(())
+            Ok(Expression::Plain)
         }
         "input" | "workflow" | "route" | "context" => Err("names no field the BFF knows"),
         _ => Err("has an unknown source prefix"),
@@ -1026,6 +1463,7 @@ fn check_expression(expression: &str) -> Result<(), &'static str> {
 fn type_name(kind: ActionType) -> &'static str {
     match kind {
         ActionType::Command => "command",
+        ActionType::Confirm => "confirm",
         ActionType::Navigate => "navigate",
         ActionType::Form => "form",
         ActionType::Workflow => "workflow",
@@ -1096,10 +1534,12 @@ mod tests {
             "42",
             "-1.5",
         ] {
-            assert_eq!(check_expression(ok), Ok(()), "{ok}");
+            assert_eq!(check_expression(ok), Ok(Expression::Plain), "{ok}");
+        }
+        for word in ["id", "LINK_STATE_PAUSED", "a-b"] {
+            assert_eq!(check_expression(word), Ok(Expression::BareWord), "{word}");
         }
         for bad in [
-            "id",
             "row.id",
             "route.a.b",
             "context.roles",
@@ -1111,6 +1551,25 @@ mod tests {
         ] {
             assert!(check_expression(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn tells_semantic_versions() {
+        for ok in ["1.0.0", "0.1.2-rc.1", "10.20.30+build.7", "1.0.0-alpha-1"] {
+            assert!(is_semver(ok), "{ok}");
+        }
+        for bad in [
+            "1.0", "v1.0.0", "01.0.0", "1.0.0-01", "1.0.0-", "latest", "",
+        ] {
+            assert!(!is_semver(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn reads_route_parameters() {
+        assert_eq!(RouteParams::of("/a/{id}/b/:x").names, ["id", "x"]);
+        assert!(RouteParams::of("/a").names.is_empty());
+        assert_eq!(placeholders("{a}-{b}").collect::<Vec<_>>(), ["a", "b"]);
     }
 
     #[test]

@@ -8,7 +8,11 @@
 //! with exponential backoff, never past the handler timeout (see
 //! `resilience`). A service is called with the caller's token
 //! (`auth.strategy: forward_token`) or with the BFF's own from an OAuth2
-//! client-credentials grant (`service_token`, see `service_token`).
+//! client-credentials grant (`service_token`, see `service_token`). Every
+//! request also carries the caller's context in the headers Thesa sends
+//! (`X-Tenant-Id`, `X-Partition-Id`, `X-Request-Subject`,
+//! `X-Correlation-Id`; renamed or left out per service with
+//! `context_headers`).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -20,11 +24,11 @@ use prometheus_client::metrics::histogram::Histogram;
 
 use reqwest::Method;
 use serde_json::Value;
-use thesa_core::config::{AuthStrategy, Config, RetryConfig, ServiceConfig};
+use thesa_core::config::{AuthStrategy, Config, ContextHeaders, RetryConfig, ServiceConfig};
 use thesa_core::openapi::{Operation, OperationIndex};
 
 use crate::backends::outbound::error_chain;
-use crate::backends::resilience::{Breaker, BreakerState, backoff, is_idempotent};
+use crate::backends::resilience::{Breaker, BreakerState, Permit, backoff, is_idempotent};
 use crate::backends::service_token::ServiceToken;
 use crate::metrics::{Metrics, ServiceLabel};
 
@@ -83,6 +87,10 @@ pub enum InvokeError {
         /// Why.
         message: String,
     },
+    /// An SDK handler cannot use its input (the caller's mistake; the
+    /// message says what to send).
+    #[error("{0}")]
+    InvalidInput(String),
     /// The backend's answer is not JSON.
     #[error("{service} answered something that is not JSON")]
     NotJson {
@@ -98,8 +106,36 @@ pub struct CallContext {
     pub authorization: Option<String>,
     /// The request's correlation ID.
     pub correlation_id: String,
+    /// The caller's tenant (from the token).
+    pub tenant: Option<String>,
     /// The request's partition.
     pub partition: Option<String>,
+    /// The caller's subject (from the token).
+    pub subject: Option<String>,
+}
+
+impl CallContext {
+    /// The context headers `names` asks for, with their values: header
+    /// name and value, those without a name or a value left out.
+    pub fn headers<'a>(&'a self, names: &'a ContextHeaders) -> Vec<(&'a str, &'a str)> {
+        [
+            (names.tenant.as_str(), self.tenant.as_deref()),
+            (names.partition.as_str(), self.partition.as_deref()),
+            (names.subject.as_str(), self.subject.as_deref()),
+            (
+                names.correlation.as_str(),
+                Some(self.correlation_id.as_str()).filter(|c| !c.is_empty()),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| Some((name, value?)))
+        // A value that cannot be a header (control characters) is left out
+        // rather than failing the call.
+        .filter(|(name, value)| {
+            !name.is_empty() && reqwest::header::HeaderValue::from_str(value).is_ok()
+        })
+        .collect()
+    }
 }
 
 /// Parameter values of one call, by name.
@@ -117,6 +153,7 @@ pub struct Params {
 #[derive(Debug)]
 struct Service {
     base_url: String,
+    context_headers: ContextHeaders,
     timeout: Duration,
     retry: RetryConfig,
     breaker: Breaker,
@@ -162,6 +199,7 @@ impl Invoker {
                 id.clone(),
                 Service {
                     base_url: service.base_url.trim_end_matches('/').to_string(),
+                    context_headers: service.context_headers.clone(),
                     timeout: service.timeout.get(),
                     retry: service.retry.clone(),
                     breaker: Breaker::new(&service.circuit_breaker),
@@ -219,26 +257,17 @@ impl Invoker {
         let mut attempt = 1;
         let mut token_renewed = false;
         loop {
-            let Some(permit) = service.breaker.try_acquire() else {
-                self.show_state(service);
-                return Err(InvokeError::CircuitOpen {
-                    service: service_id.to_string(),
-                });
-            };
+            let permit = self.permit(service_id, service)?;
             let started = Instant::now();
             let outcome = self
                 .attempt(service_id, service, operation, params, body, context)
                 .await;
-            self.durations
-                .get_or_create(&service.label)
-                .observe(started.elapsed().as_secs_f64());
             let failed = match &outcome {
                 Err(InvokeError::Timeout { .. } | InvokeError::Unreachable { .. }) => true,
                 Err(InvokeError::Status { status, .. }) => *status >= 500,
                 _ => false,
             };
-            service.breaker.record(permit, !failed);
-            self.show_state(service);
+            self.settle(service, permit, started, failed);
             // The service refused the BFF's own token: fetch a new one and
             // try once more.
             if let (Some(token), Err(InvokeError::Status { status: 401, .. }), false) =
@@ -266,10 +295,112 @@ impl Invoker {
         }
     }
 
+    /// A permit of the service's circuit breaker, or `CircuitOpen`.
+    fn permit(&self, service_id: &str, service: &Service) -> Result<Permit, InvokeError> {
+        service.breaker.try_acquire().ok_or_else(|| {
+            self.show_state(service);
+            InvokeError::CircuitOpen {
+                service: service_id.to_string(),
+            }
+        })
+    }
+
+    /// Records one attempt that began at `started`: its duration, and its
+    /// outcome with the breaker.
+    fn settle(&self, service: &Service, permit: Permit, started: Instant, failed: bool) {
+        self.durations
+            .get_or_create(&service.label)
+            .observe(started.elapsed().as_secs_f64());
+        service.breaker.record(permit, !failed);
+        self.show_state(service);
+    }
+
     fn show_state(&self, service: &Service) {
         self.breaker_states
             .get_or_create(&service.label)
             .set(service.breaker.state() as i64);
+    }
+
+    /// Adds the service's authentication (its own token, or the caller's)
+    /// and the context headers.
+    async fn authorize(
+        service_id: &str,
+        service: &Service,
+        mut request: reqwest::RequestBuilder,
+        context: &CallContext,
+    ) -> Result<reqwest::RequestBuilder, InvokeError> {
+        for (name, value) in context.headers(&service.context_headers) {
+            request = request.header(name, value);
+        }
+        match &service.token {
+            Some(token) => {
+                let token = token.get().await.map_err(|e| InvokeError::ServiceToken {
+                    service: service_id.to_string(),
+                    message: e.to_string(),
+                })?;
+                Ok(request.bearer_auth(token))
+            }
+            None => Ok(match &context.authorization {
+                Some(authorization) => {
+                    request.header(reqwest::header::AUTHORIZATION, authorization)
+                }
+                None => request,
+            }),
+        }
+    }
+
+    /// Sends a request to an endpoint of `service_id` that no spec
+    /// describes (the files service's upload and download), with the
+    /// service's authentication and context headers, through its circuit
+    /// breaker; `body` adds the body. Never retried: a streamed body cannot
+    /// be sent twice. No timeout of its own either: a large file takes as
+    /// long as it takes (the handler timeout bounds the wait for the
+    /// answer's head). The answer comes back unread when it is 2xx; else
+    /// its status is the error (with the start of a JSON body).
+    pub async fn send_raw(
+        &self,
+        service_id: &str,
+        method: Method,
+        path: &str,
+        context: &CallContext,
+        body: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, InvokeError> {
+        let service = self
+            .services
+            .get(service_id)
+            .ok_or_else(|| InvokeError::NotConfigured(service_id.to_string()))?;
+        let permit = self.permit(service_id, service)?;
+        let started = Instant::now();
+        let request = self
+            .http
+            .request(method, format!("{}{path}", service.base_url));
+        let outcome = match Self::authorize(service_id, service, request, context).await {
+            Ok(request) => body(request)
+                .send()
+                .await
+                .map_err(|err| InvokeError::Unreachable {
+                    service: service_id.to_string(),
+                    message: error_chain(&err),
+                }),
+            Err(err) => Err(err),
+        };
+        let failed = match &outcome {
+            Ok(response) => response.status().is_server_error(),
+            Err(InvokeError::Unreachable { .. }) => true,
+            Err(_) => false,
+        };
+        self.settle(service, permit, started, failed);
+        let response = outcome?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let body = error_body(response).await;
+        Err(InvokeError::Status {
+            service: service_id.to_string(),
+            status: status.as_u16(),
+            body,
+        })
     }
 
     /// One attempt of a call.
@@ -288,30 +419,13 @@ impl Invoker {
             fill(&operation.path, &params.path)?
         );
         let method = Method::from_bytes(operation.method.as_bytes()).unwrap_or(Method::GET);
-        let mut request = self
+        let request = self
             .http
             .request(method, url)
             .timeout(service.timeout)
             .query(&params.query)
-            .header("X-Correlation-Id", &context.correlation_id)
             .header(reqwest::header::ACCEPT, "application/json");
-        match &service.token {
-            Some(token) => {
-                let token = token.get().await.map_err(|e| InvokeError::ServiceToken {
-                    service: service_id.to_string(),
-                    message: e.to_string(),
-                })?;
-                request = request.bearer_auth(token);
-            }
-            None => {
-                if let Some(authorization) = &context.authorization {
-                    request = request.header(reqwest::header::AUTHORIZATION, authorization);
-                }
-            }
-        }
-        if let Some(partition) = &context.partition {
-            request = request.header("X-Partition-Id", partition);
-        }
+        let mut request = Self::authorize(service_id, service, request, context).await?;
         for (name, value) in &params.headers {
             request = request.header(name.as_str(), value.as_str());
         }
@@ -350,12 +464,41 @@ impl Invoker {
     }
 }
 
+/// Most bytes of an error answer read to find its code.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// The JSON of an error answer, when its first [`MAX_ERROR_BODY`] bytes
+/// hold one.
+async fn error_body(mut response: reqwest::Response) -> Option<Value> {
+    let mut bytes = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        bytes.extend_from_slice(&chunk);
+        if bytes.len() > MAX_ERROR_BODY {
+            return None;
+        }
+    }
+    serde_json::from_slice(&bytes).ok()
+}
+
 /// Services this release can call.
 fn check(id: &str, service: &ServiceConfig) -> Result<(), String> {
     let url = reqwest::Url::parse(&service.base_url)
         .map_err(|e| format!("services.{id}.base_url {:?}: {e}", service.base_url))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!("services.{id}.base_url must be http or https"));
+    }
+    let names = &service.context_headers;
+    for (key, name) in [
+        ("tenant", &names.tenant),
+        ("partition", &names.partition),
+        ("subject", &names.subject),
+        ("correlation", &names.correlation),
+    ] {
+        if !name.is_empty() && reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return Err(format!(
+                "services.{id}.context_headers.{key}: {name:?} is not a header name"
+            ));
+        }
     }
     Ok(())
 }
@@ -397,6 +540,25 @@ fn fill(template: &str, values: &BTreeMap<String, String>) -> Result<String, Inv
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn context_headers_follow_the_names_and_skip_what_is_missing() {
+        let context = CallContext {
+            authorization: None,
+            correlation_id: "c-1".into(),
+            tenant: Some("acme".into()),
+            partition: None,
+            subject: Some("bad\nvalue".into()),
+        };
+        let mut names = ContextHeaders::default();
+        assert_eq!(
+            context.headers(&names),
+            [("X-Tenant-Id", "acme"), ("X-Correlation-Id", "c-1")]
+        );
+        names.tenant = "X-Org".into();
+        names.correlation = String::new();
+        assert_eq!(context.headers(&names), [("X-Org", "acme")]);
+    }
 
     #[test]
     fn path_values_are_one_encoded_segment() {

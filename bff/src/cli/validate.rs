@@ -55,6 +55,14 @@ pub struct ValidateArgs {
     /// serves only definitions it lists). With errors nothing is written
     #[arg(long, value_name = "FILE")]
     pub write_checksums: Option<PathBuf>,
+
+    /// Also check the conventions, as warnings: capability namespaces that
+    /// differ from the domain (CAPABILITY_NAMESPACE_MISMATCH), versions that
+    /// are not semantic versions, unquoted literals in input mappings,
+    /// default sorts on no sortable column [default: definitions.lint of
+    /// --config]
+    #[arg(long)]
+    pub lint: bool,
 }
 
 impl Default for ValidateArgs {
@@ -65,6 +73,7 @@ impl Default for ValidateArgs {
             format: Format::Text,
             handlers: Vec::new(),
             write_checksums: None,
+            lint: false,
         }
     }
 }
@@ -195,7 +204,14 @@ pub fn check(
         .map(|(source, text)| LoadedDefinition::from_text(source.as_str(), text, findings))
         .collect();
     let handlers = validate::known_handlers(args.handlers.iter().cloned());
-    findings.extend(validate::validate(&definitions, &index, &handlers));
+    let lint = args.lint || config.as_ref().is_some_and(|(_, c)| c.definitions.lint);
+    let checks = validate::Checks { lint };
+    findings.extend(validate::validate_with(
+        &definitions,
+        &index,
+        &handlers,
+        checks,
+    ));
     findings.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
 
     let (errors, warnings) = finding::count(findings);

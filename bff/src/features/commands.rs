@@ -3,7 +3,8 @@
 //! The request body is `{"input": {...}, "route_params": {...}}` (Thesa's
 //! shape). Mapping expressions read from it: `input.<field>` (dotted),
 //! `route.<param>`, `context.subject_id|tenant_id|partition_id|email`,
-//! `'text'` and numbers. When the command is the submit command of a form,
+//! `'text'` and numbers; a bare word (`LINK_STATE_PAUSED`) is that text.
+//! When the command is the submit command of a form,
 //! the input is first checked against that form's field rules. The body
 //! sent is the input as it is (`passthrough`), or only the mapped fields
 //! (`projection`, `template`). A backend error whose code the command's
@@ -56,6 +57,9 @@ impl Sources<'_> {
         }
         if let Ok(n) = e.parse::<f64>() {
             return Some(n.into());
+        }
+        if thesa_core::validate::is_bare_word(e) {
+            return Some(Value::String(e.to_string()));
         }
         let (source, rest) = e.split_once('.')?;
         let principal = &self.caller.principal;
@@ -236,12 +240,13 @@ pub fn mapped_error(command: &Command, status: u16, body: Option<&Value>) -> Opt
 }
 
 /// The answer to the caller: `success`, the command's message, and the
-/// result as its output mapping allows (`passthrough`: the backend's
-/// answer; `fields`: those fields, renamed; nothing otherwise).
+/// result as its output mapping allows (`type: full` or `passthrough`: the
+/// backend's whole answer; `fields`: those fields, renamed; nothing
+/// otherwise).
 pub fn answer(command: &Command, response: Value) -> Value {
     let output = command.output.as_ref();
     let result = match output {
-        Some(o) if o.kind.as_deref() == Some("passthrough") => Some(response),
+        Some(o) if matches!(o.kind.as_deref(), Some("full" | "passthrough")) => Some(response),
         Some(o) if !o.fields.is_empty() => {
             let mut out = Map::new();
             for (ui, backend) in &o.fields {

@@ -15,15 +15,19 @@
 //!   variable `handlers.notify_webhook.url_env` names (Slack, Teams and
 //!   Mattermost incoming webhooks take `{"text": "..."}`), with the
 //!   request's `X-Correlation-ID`; any 2xx is delivered.
+//! - `files.upload` uploads the file in the body to the files service
+//!   (see `files`); registered when `services` has the service
+//!   `files.service` names.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use thesa_core::config::{HandlersConfig, NotifyWebhookConfig};
+use thesa_core::config::{Config, FilesConfig, NotifyWebhookConfig};
 
-use crate::backends::invoker::{CallContext, InvokeError};
+use crate::backends::invoker::{CallContext, InvokeError, Invoker};
 use crate::backends::outbound::error_chain;
+use crate::features::files::{self, UPLOAD_HANDLER};
 use crate::registry::Registry;
 
 /// The handler registry: every registered handler by name.
@@ -36,6 +40,7 @@ pub struct Handlers {
 #[derive(Debug)]
 enum Handler {
     NotifyWebhook(NotifyWebhook),
+    FilesUpload(FilesConfig),
 }
 
 /// `notify.webhook`.
@@ -52,12 +57,15 @@ impl Handlers {
     /// Registers each built-in handler whose settings are present; `env`
     /// reads an environment variable.
     pub fn new(
-        config: &HandlersConfig,
+        config: &Config,
         http: reqwest::Client,
         env: impl Fn(&str) -> Option<String>,
     ) -> Self {
         let mut registered = BTreeMap::new();
-        let NotifyWebhookConfig { url_env, timeout } = &config.notify_webhook;
+        if config.services.contains_key(&config.files.service) {
+            registered.insert(UPLOAD_HANDLER, Handler::FilesUpload(config.files.clone()));
+        }
+        let NotifyWebhookConfig { url_env, timeout } = &config.handlers.notify_webhook;
         if let Some(url) = env(url_env).filter(|u| !u.trim().is_empty()) {
             let handler = NotifyWebhook {
                 http,
@@ -92,16 +100,20 @@ impl Handlers {
         missing.len()
     }
 
-    /// Runs `name` with `input`. `None` when no handler of that name is
-    /// registered.
+    /// Runs `name` with `input` (handlers that call services do so through
+    /// `invoker`). `None` when no handler of that name is registered.
     pub async fn call(
         &self,
         name: &str,
         input: &Value,
         context: &CallContext,
+        invoker: &Invoker,
     ) -> Option<Result<Value, InvokeError>> {
         Some(match self.registered.get(name)? {
             Handler::NotifyWebhook(webhook) => webhook.send(input, context).await,
+            Handler::FilesUpload(config) => {
+                files::upload_handler(config, invoker, input, context).await
+            }
         })
     }
 }
@@ -112,6 +124,10 @@ fn hint(handler: &str) -> String {
         NOTIFY_WEBHOOK => format!(
             "set the variable handlers.notify_webhook.url_env names (default {})",
             NotifyWebhookConfig::default().url_env
+        ),
+        UPLOAD_HANDLER => format!(
+            "add the files service to services (files.service, default {})",
+            FilesConfig::default().service
         ),
         _ => "this build has no such handler".into(),
     }
@@ -136,9 +152,15 @@ fn uses(registry: &Registry) -> impl Iterator<Item = (String, String)> + '_ {
                 ))
             })
         });
-        let tables = d.pages.iter().filter_map(move |p| {
-            let handler = p.table.as_ref()?.data_source.handler.clone()?;
-            Some((handler, at("pages", &p.id)))
+        let tables = d.pages.iter().flat_map(move |p| {
+            let sources = p
+                .table
+                .iter()
+                .chain(p.sections.iter().filter_map(|s| s.table.as_ref()))
+                .filter_map(|t| t.data_source.as_ref())
+                .chain(&p.data_source)
+                .chain(p.sections.iter().filter_map(|s| s.data_source.as_ref()));
+            sources.filter_map(move |source| Some((source.handler.clone()?, at("pages", &p.id))))
         });
         let forms = d.forms.iter().filter_map(move |f| {
             let handler = f.load_source.as_ref()?.handler.clone()?;
@@ -204,9 +226,13 @@ mod tests {
     use super::*;
 
     fn handlers(url: Option<&str>) -> Handlers {
+        handlers_with(url, &Config::default())
+    }
+
+    fn handlers_with(url: Option<&str>, config: &Config) -> Handlers {
         let url = url.map(String::from);
         Handlers::new(
-            &HandlersConfig::default(),
+            config,
             crate::backends::outbound::client().unwrap(),
             move |name| {
                 (name == "THESA_NOTIFY_WEBHOOK_URL")
@@ -227,7 +253,11 @@ mod tests {
     #[test]
     fn every_built_in_handler_can_be_registered() {
         // The validator's list and this module must not drift apart.
-        let all = handlers(Some("http://127.0.0.1:9/hook"));
+        let mut config = Config::default();
+        let files: thesa_core::config::ServiceConfig =
+            serde_json::from_value(json!({"base_url": "http://127.0.0.1:9"})).unwrap();
+        config.services.insert("files-svc".into(), files);
+        let all = handlers_with(Some("http://127.0.0.1:9/hook"), &config);
         let names: Vec<&str> = all.names().collect();
         assert_eq!(names, thesa_core::validate::BUILTIN_HANDLERS);
     }
@@ -235,9 +265,16 @@ mod tests {
     #[tokio::test]
     async fn unknown_handler_is_none() {
         let context = CallContext::default();
+        let config = Config::default();
+        let invoker = Invoker::new(
+            &config,
+            crate::backends::outbound::client().unwrap(),
+            &crate::metrics::Metrics::new("test", "test"),
+        )
+        .unwrap();
         assert!(
             handlers(None)
-                .call("notify.webhook", &Value::Null, &context)
+                .call("notify.webhook", &Value::Null, &context, &invoker)
                 .await
                 .is_none()
         );

@@ -5,8 +5,14 @@
 //! Options are cached for the lookup's `cache.ttl` (else
 //! `lookup.cache.ttl`), at most `lookup.cache.max_entries` lists. A lookup
 //! with `scope: tenant` (the default: the safe choice when unsure) is
-//! cached per tenant; `global` once for everyone. The key also holds the
-//! definition set's checksum, so a reload never serves old options.
+//! cached per tenant; `partition` per tenant and partition; `global` once
+//! for everyone. The key also holds the definition set's checksum, so a
+//! reload never serves old options.
+//!
+//! Lookups given inline on a form field or a table filter are served and
+//! cached the same way, under the ID `page:<page>:<field>` or
+//! `form:<form>:<field>` (see `registry::inline_lookup_id`); their options
+//! need the capabilities of their page or form and section.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,6 +39,7 @@ struct Key {
     set: Checksum,
     lookup: String,
     tenant: Option<String>,
+    partition: Option<String>,
     query: Option<String>,
 }
 
@@ -64,6 +71,8 @@ pub struct Scope<'a> {
     pub set: Checksum,
     /// The caller's tenant.
     pub tenant: &'a str,
+    /// The request's partition.
+    pub partition: Option<&'a str>,
     /// The search text, if any.
     pub query: Option<&'a str>,
 }
@@ -81,11 +90,16 @@ impl LookupCache {
     }
 
     fn key(lookup: &Lookup, scope: &Scope) -> Key {
-        let per_tenant = lookup.cache.as_ref().and_then(|c| c.scope) != Some(CacheScope::Global);
+        let kind = lookup.cache.as_ref().and_then(|c| c.scope);
+        let per_tenant = kind != Some(CacheScope::Global);
+        let per_partition = kind == Some(CacheScope::Partition);
         Key {
             set: scope.set,
             lookup: lookup.id.clone(),
             tenant: per_tenant.then(|| scope.tenant.to_string()),
+            partition: per_partition
+                .then(|| scope.partition.map(String::from))
+                .flatten(),
             query: scope.query.map(String::from),
         }
     }

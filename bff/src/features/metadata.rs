@@ -25,13 +25,13 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use thesa_core::duration::Duration;
 use thesa_core::model::{
-    Action, ActionType, Breadcrumb, Column, Command, Condition, Confirmation, Definition,
-    Dependency, Field, FieldValidation, Filter, Form, Layout, Link, NavigationChild, Options, Page,
-    Section, SortDir, Table, Workflow,
+    ALWAYS_READ_ONLY, Action, ActionType, Breadcrumb, Column, Command, Condition, Confirmation,
+    Definition, Dependency, Field, FieldValidation, Filter, Form, Layout, Link, NavigationChild,
+    Options, Page, Section, SortDir, StaticOption, Table, Workflow,
 };
 
 use crate::access::capabilities::CapabilitySet;
-use crate::registry::{Registry, Served};
+use crate::registry::{Owner, Registry, Served, inline_lookup_id};
 
 /// The navigation menu of one caller (`GET /ui/navigation`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -54,6 +54,9 @@ pub struct NavigationItemView {
     /// Position in the menu (lower first).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub order: Option<i32>,
+    /// Where the frontend places the entry, e.g. `bottom`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     /// The items the caller may open, sorted like the domains.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub children: Vec<NavigationChildView>,
@@ -69,9 +72,14 @@ pub struct NavigationChildView {
     pub icon: Option<String>,
     /// Route the item opens.
     pub route: String,
-    /// ID of the page the item opens (`GET /ui/pages/{page_id}`).
+    /// ID of the page the item opens (`GET /ui/pages/{page_id}`), or, as
+    /// Thesa's format allows, of a form; then `form_id` says so.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub page_id: Option<String>,
+    /// ID of the form the item opens (`GET /ui/forms/{form_id}`), when its
+    /// `page_id` names a form.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub form_id: Option<String>,
     /// Position among its siblings (lower first).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub order: Option<i32>,
@@ -114,6 +122,11 @@ pub struct PageView {
     /// The table of a `table` page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub table: Option<TableView>,
+    /// Where the page's data comes from, `/ui/pages/{id}/data` (table rows,
+    /// the page's record, its sections' data); only for pages that have
+    /// data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_url: Option<String>,
     /// The sections the caller may see.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub sections: Vec<SectionView>,
@@ -130,7 +143,7 @@ pub struct TableView {
     /// Filter controls; a filter on a column the caller may not see is
     /// dropped, as filtering on it would reveal its values.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub filters: Vec<Filter>,
+    pub filters: Vec<FilterView>,
     /// Actions on one row the caller may use.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub row_actions: Vec<ActionView>,
@@ -149,8 +162,44 @@ pub struct TableView {
     /// Whether rows can be selected for bulk actions.
     #[serde(skip_serializing_if = "is_false")]
     pub selectable: bool,
-    /// Where the rows come from: `/ui/pages/{id}/data`.
+    /// Where the rows come from: `/ui/pages/{id}/data` (with
+    /// `?section=<id>` for a table in a section).
     pub data_url: String,
+}
+
+/// A filter control.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FilterView {
+    /// Field filtered on (the query parameter of the page data).
+    pub field: String,
+    /// Label of the control.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Control type.
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Comparison.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operator: Option<String>,
+    /// Choices (from `options` or `lookup` in the definition).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub options: Option<OptionsView>,
+    /// Initial value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
+}
+
+/// The choices of a field or filter: `GET /ui/lookups/{lookup_id}` (a
+/// named lookup, or one given inline, served under an ID of its own), or a
+/// fixed list.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OptionsView {
+    /// The lookup that serves the choices.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lookup_id: Option<String>,
+    /// A fixed list of choices.
+    #[serde(rename = "static", skip_serializing_if = "Vec::is_empty")]
+    pub fixed: Vec<StaticOption>,
 }
 
 /// A table column.
@@ -214,6 +263,14 @@ pub struct SectionView {
     /// The fields the caller may see.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<FieldView>,
+    /// A table in the section (pages only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table: Option<TableView>,
+    /// Where the section's own data comes from,
+    /// `/ui/pages/{id}/data?section=<id>` (it is also in the page's data,
+    /// under `sections.<id>`); only for sections with a data source.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_url: Option<String>,
 }
 
 /// A field the caller may see.
@@ -240,14 +297,14 @@ pub struct FieldView {
     /// Choices of a select field (`GET /ui/lookups/{lookup_id}` or a fixed
     /// list).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub lookup: Option<Options>,
+    pub lookup: Option<OptionsView>,
     /// Display format.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub format: Option<String>,
     /// Placeholder text.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub placeholder: Option<String>,
-    /// Help text.
+    /// Help text (`help_text`, or Thesa's `hint`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub help_text: Option<String>,
     /// Number of grid columns the field spans.
@@ -271,13 +328,16 @@ pub struct ActionView {
     /// Style: `primary`, `secondary`, `danger`, ...
     #[serde(skip_serializing_if = "Option::is_none")]
     pub style: Option<String>,
-    /// `command`, `navigate`, `form` or `workflow`.
+    /// `command`, `confirm` (a command run once the user confirms),
+    /// `navigate`, `form` or `workflow`.
     #[serde(rename = "type")]
     pub kind: ActionType,
-    /// Command run by a `command` action (`POST /ui/commands/{command_id}`).
+    /// Command run by a `command` or `confirm` action
+    /// (`POST /ui/commands/{command_id}`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub command_id: Option<String>,
-    /// Route opened by a `navigate` action.
+    /// Route opened by a `navigate` action (`navigate_to`, or Thesa's
+    /// `route`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub navigate_to: Option<String>,
     /// Form opened by a `form` action (`GET /ui/forms/{form_id}`).
@@ -343,7 +403,7 @@ pub fn navigation(registry: &Registry, caps: &CapabilitySet) -> NavigationView {
                 .children
                 .iter()
                 .filter(|child| caller.may_open_item(child))
-                .map(navigation_child)
+                .map(|child| caller.navigation_child(child))
                 .collect();
             if children.is_empty() && !navigation.children.is_empty() {
                 return None;
@@ -354,6 +414,7 @@ pub fn navigation(registry: &Registry, caps: &CapabilitySet) -> NavigationView {
                 label: navigation.label.clone(),
                 icon: navigation.icon.clone(),
                 order: navigation.order,
+                group: navigation.group.clone(),
                 children,
             })
         })
@@ -394,8 +455,9 @@ pub fn page(
         table: page
             .table
             .as_ref()
-            .map(|table| caller.table(&page.id, table)),
-        sections: caller.sections(&page.sections),
+            .map(|table| caller.table(&page.id, None, table)),
+        data_url: has_data(page).then(|| format!("/ui/pages/{}/data", page.id)),
+        sections: caller.sections(Owner::Page(&page.id), &page.sections),
         actions: caller.actions(&page.actions),
     })
 }
@@ -417,7 +479,7 @@ pub fn form(
         id: form.id.clone(),
         title: form.title.clone(),
         domain: served.definition.domain.clone(),
-        sections: caller.sections(&form.sections),
+        sections: caller.sections(Owner::Form(&form.id), &form.sections),
         submit_url: format!("/ui/commands/{}", form.submit_command),
         data_url: form
             .load_source
@@ -497,9 +559,31 @@ impl<'a> Caller<'a> {
     fn may_open_item(&self, item: &NavigationChild) -> bool {
         self.caps.has_all(&item.capabilities)
             && match &item.page_id {
-                Some(id) => self.page(id).is_some_and(|p| self.may_see_page(p)),
+                Some(id) => match (self.page(id), self.form(id)) {
+                    (Some(page), _) => self.may_see_page(page),
+                    (None, Some(form)) => self.may_open_form(form),
+                    (None, None) => false,
+                },
                 None => self.may_follow(&item.route),
             }
+    }
+
+    fn navigation_child(&self, child: &NavigationChild) -> NavigationChildView {
+        let names_form = child
+            .page_id
+            .as_deref()
+            .is_some_and(|id| self.page(id).is_none() && self.form(id).is_some());
+        NavigationChildView {
+            label: child.label.clone(),
+            icon: child.icon.clone(),
+            route: child.route.clone(),
+            page_id: child.page_id.clone(),
+            form_id: child.page_id.clone().filter(|_| names_form),
+            order: child.order,
+            badge: child.badge.as_ref().map(|b| BadgeView {
+                style: b.style.clone(),
+            }),
+        }
     }
 
     fn may_run(&self, command_id: &str) -> bool {
@@ -516,7 +600,7 @@ impl<'a> Caller<'a> {
     /// offering a button that fails is worse than not offering it.
     fn may_use_target(&self, action: &Action) -> bool {
         match action.kind {
-            ActionType::Command => action
+            ActionType::Command | ActionType::Confirm => action
                 .command_id
                 .as_deref()
                 .is_some_and(|id| self.may_run(id)),
@@ -531,8 +615,7 @@ impl<'a> Caller<'a> {
                 .and_then(|id| self.workflow(id))
                 .is_some_and(|w| self.caps.has_all(&w.capabilities)),
             ActionType::Navigate => action
-                .navigate_to
-                .as_deref()
+                .target_route()
                 .is_some_and(|route| self.may_follow(route)),
         }
     }
@@ -543,13 +626,16 @@ impl<'a> Caller<'a> {
     fn read_only(&self, value: Option<&str>) -> bool {
         match value.map(str::trim) {
             None | Some("") => false,
-            Some(v) if v.eq_ignore_ascii_case("true") => true,
+            Some(v) if ALWAYS_READ_ONLY.iter().any(|a| v.eq_ignore_ascii_case(a)) => true,
             Some(v) if v.eq_ignore_ascii_case("false") => false,
             Some(capability) => !self.caps.has(capability),
         }
     }
 
-    fn table(&self, page_id: &str, table: &Table) -> TableView {
+    /// The table of page `page_id` (of its section `section`, for a table
+    /// in a section).
+    fn table(&self, page_id: &str, section: Option<&str>, table: &Table) -> TableView {
+        let owner = Owner::Page(page_id);
         let hidden: Vec<&str> = table
             .columns
             .iter()
@@ -566,7 +652,7 @@ impl<'a> Caller<'a> {
                 .filters
                 .iter()
                 .filter(|f| !hidden.contains(&f.field.as_str()))
-                .cloned()
+                .map(|f| filter_view(owner, f))
                 .collect(),
             row_actions: self.actions(&table.row_actions),
             bulk_actions: self.actions(&table.bulk_actions),
@@ -577,7 +663,10 @@ impl<'a> Caller<'a> {
             sort_dir: table.sort_dir,
             page_size: table.page_size,
             selectable: table.selectable,
-            data_url: format!("/ui/pages/{page_id}/data"),
+            data_url: match section {
+                Some(id) => format!("/ui/pages/{page_id}/data?section={id}"),
+                None => format!("/ui/pages/{page_id}/data"),
+            },
         }
     }
 
@@ -611,7 +700,13 @@ impl<'a> Caller<'a> {
         })
     }
 
-    fn sections(&self, sections: &[Section]) -> Vec<SectionView> {
+    fn sections(&self, owner: Owner<'_>, sections: &[Section]) -> Vec<SectionView> {
+        // Only page sections load data of their own (the validator warns
+        // about a form section's).
+        let page_id = match owner {
+            Owner::Page(id) => Some(id),
+            Owner::Form(_) => None,
+        };
         sections
             .iter()
             .filter(|s| self.caps.has_all(&s.capabilities))
@@ -619,11 +714,19 @@ impl<'a> Caller<'a> {
                 let fields: Vec<FieldView> = section
                     .fields
                     .iter()
-                    .filter_map(|f| self.field(f))
+                    .filter_map(|f| self.field(owner, f))
                     .collect();
                 if fields.is_empty() && !section.fields.is_empty() {
                     return None;
                 }
+                let served = page_id.zip(section.id.as_deref());
+                let table = served.and_then(|(page, id)| {
+                    let table = section.table.as_ref()?;
+                    Some(self.table(page, Some(id), table))
+                });
+                let data_url = served
+                    .filter(|_| section.data_source.is_some() || section.table.is_some())
+                    .map(|(page, id)| format!("/ui/pages/{page}/data?section={id}"));
                 Some(SectionView {
                     id: section.id.clone(),
                     title: section.title.clone(),
@@ -632,13 +735,15 @@ impl<'a> Caller<'a> {
                     collapsible: section.collapsible,
                     collapsed: section.collapsed,
                     fields,
+                    table,
+                    data_url,
                 })
             })
             .collect()
     }
 
-    fn field(&self, field: &Field) -> Option<FieldView> {
-        if field.visibility.as_ref().is_some_and(|c| !self.caps.has(c)) {
+    fn field(&self, owner: Owner<'_>, field: &Field) -> Option<FieldView> {
+        if !field.visible_with(|c| self.caps.has(c)) {
             return None;
         }
         Some(FieldView {
@@ -648,10 +753,13 @@ impl<'a> Caller<'a> {
             read_only: self.read_only(field.read_only.as_deref()),
             required: field.required,
             validation: field.validation.clone(),
-            lookup: field.lookup.clone(),
+            lookup: field
+                .lookup
+                .as_ref()
+                .map(|o| options_view(owner, &field.field, o)),
             format: field.format.clone(),
             placeholder: field.placeholder.clone(),
-            help_text: field.help_text.clone(),
+            help_text: field.help().cloned(),
             span: field.span,
             depends_on: field.depends_on.clone(),
         })
@@ -668,7 +776,7 @@ impl<'a> Caller<'a> {
                 style: a.style.clone(),
                 kind: a.kind,
                 command_id: a.command_id.clone(),
-                navigate_to: a.navigate_to.clone(),
+                navigate_to: a.target_route().cloned(),
                 form_id: a.form_id.clone(),
                 workflow_id: a.workflow_id.clone(),
                 params: a.params.clone(),
@@ -679,16 +787,42 @@ impl<'a> Caller<'a> {
     }
 }
 
-fn navigation_child(child: &NavigationChild) -> NavigationChildView {
-    NavigationChildView {
-        label: child.label.clone(),
-        icon: child.icon.clone(),
-        route: child.route.clone(),
-        page_id: child.page_id.clone(),
-        order: child.order,
-        badge: child.badge.as_ref().map(|b| BadgeView {
-            style: b.style.clone(),
-        }),
+/// Whether `GET /ui/pages/{id}/data` has something to serve for the page.
+fn has_data(page: &Page) -> bool {
+    page.table.as_ref().is_some_and(|t| t.data_source.is_some())
+        || page.data_source.is_some()
+        || page
+            .sections
+            .iter()
+            .any(|s| s.id.is_some() && (s.data_source.is_some() || s.table.is_some()))
+}
+
+/// The choices of `field` of `owner`: an inline lookup becomes the ID it is
+/// served under, so the frontend asks `GET /ui/lookups/{lookup_id}` as for
+/// a named one.
+fn options_view(owner: Owner<'_>, field: &str, options: &Options) -> OptionsView {
+    let lookup_id = match &options.operation_id {
+        Some(_) => Some(inline_lookup_id(owner, field)),
+        None => options.lookup_id.clone(),
+    };
+    OptionsView {
+        lookup_id,
+        fixed: options.fixed.clone(),
+    }
+}
+
+fn filter_view(owner: Owner<'_>, filter: &Filter) -> FilterView {
+    FilterView {
+        field: filter.field.clone(),
+        label: filter.label.clone(),
+        kind: filter.kind.clone(),
+        operator: filter.operator.clone(),
+        options: filter
+            .options
+            .as_ref()
+            .or(filter.lookup.as_ref())
+            .map(|o| options_view(owner, &filter.field, o)),
+        default: filter.default.clone(),
     }
 }
 
@@ -958,6 +1092,18 @@ mod tests {
     }
 
     #[test]
+    fn a_hidden_field_is_shown_to_no_one() {
+        let registry = Registry::new(vec![served(
+            "a",
+            "domain: a\nversion: 1.0.0\npages:\n  \
+             - id: a.p\n    title: P\n    route: /a\n    layout: detail\n    sections:\n      \
+             - {id: s, fields: [{field: x, visibility: hidden}, {field: y}]}\n",
+        )]);
+        let view = page_view(&registry, "a.p", &caps(&["*"])).unwrap();
+        assert_eq!(field_names(&view.sections), ["y"]);
+    }
+
+    #[test]
     fn section_with_capabilities_disappears_without_them() {
         let registry = samples();
         let sections = |role_name| {
@@ -1136,6 +1282,7 @@ mod tests {
             &viewer_caps,
         );
         assert!(caller.read_only(Some("TRUE")));
+        assert!(caller.read_only(Some("always")), "Thesa's word");
         assert!(!caller.read_only(Some("false")));
         assert!(!caller.read_only(None));
         assert!(!caller.read_only(Some("orders:view")));

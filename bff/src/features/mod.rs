@@ -8,6 +8,7 @@ pub mod analytics;
 pub mod badges;
 pub mod commands;
 pub mod data;
+pub mod files;
 pub mod handlers;
 pub mod idempotency;
 pub mod lookups;

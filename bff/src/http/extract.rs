@@ -61,6 +61,8 @@ pub(crate) fn call_context(caller: &Caller, headers: &HeaderMap) -> CallContext 
             .and_then(|v| v.to_str().ok())
             .map(String::from),
         correlation_id: crate::error::correlation_id(),
+        tenant: Some(caller.principal.tenant.clone()),
         partition: caller.partition.clone(),
+        subject: Some(caller.principal.subject.clone()),
     }
 }

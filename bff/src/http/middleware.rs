@@ -13,7 +13,8 @@
 //!
 //! The layers run after routing (`Router::layer`), so each one sees the
 //! matched route pattern; the public routes (`/ui/health`, `/ui/ready`,
-//! the metrics path) pass auth and context untouched.
+//! `/healthz` for probes written for Thesa, the metrics path) pass auth and
+//! context untouched.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -168,6 +169,7 @@ fn echo_correlation_id(response: &mut Response, id: &str) {
 /// Routes anyone may call: probes and metrics.
 fn is_public(state: &AppState, path: &str) -> bool {
     path == "/ui/health"
+        || path == "/healthz"
         || path == "/ui/ready"
         || (state.config.observability.metrics.enabled
             && path == state.config.observability.metrics.path)
@@ -305,7 +307,7 @@ async fn logging(request: Request, next: Next) -> Response {
     let tenant = response.extensions().get::<Tenant>().map(|t| t.0.as_str());
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
     let correlation_id = crate::error::correlation_id();
-    if (route == "/ui/health" || route == "/ui/ready") && status < 500 {
+    if matches!(route.as_str(), "/ui/health" | "/healthz" | "/ui/ready") && status < 500 {
         tracing::debug!(%method, path, route, status, duration_ms, correlation_id, "request");
     } else if status >= 500 {
         tracing::error!(%method, path, route, status, duration_ms, correlation_id, tenant, "request");

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -15,12 +15,13 @@ use serde::Serialize;
 
 use crate::access::Caller;
 use crate::access::permissions;
-use crate::backends::invoker::{InvokeError, Invoker, Params};
+use crate::backends::invoker::InvokeError;
 use crate::error::ApiError;
 use crate::features::analytics::Kind;
 use crate::features::badges;
 use crate::features::commands::{self, CommandRequest};
 use crate::features::data;
+use crate::features::files;
 use crate::features::idempotency::{self, Begin, Stored};
 use crate::features::lookups;
 use crate::features::metadata;
@@ -32,7 +33,8 @@ use crate::http::middleware;
 use crate::http::workflows;
 use crate::registry::Registry;
 use crate::state::{AppState, BUILD};
-use thesa_core::model::{DataSource, OperationBinding};
+use thesa_core::model::OperationBinding;
+use thesa_core::openapi::{Operation, ServiceSpec};
 
 /// The default path of the metrics route (`observability.metrics.path`
 /// moves it).
@@ -44,6 +46,7 @@ const METRICS: &str = "/metrics";
 fn table() -> Vec<(&'static str, &'static str, MethodRouter<Arc<AppState>>)> {
     vec![
         ("get", "/ui/health", get(health::health)),
+        ("get", "/healthz", get(health::health)),
         ("get", "/ui/ready", get(health::ready)),
         ("get", METRICS, get(prometheus)),
         ("get", "/ui/capabilities", get(capabilities)),
@@ -56,6 +59,8 @@ fn table() -> Vec<(&'static str, &'static str, MethodRouter<Arc<AppState>>)> {
         ("post", "/ui/commands/{id}", post(command)),
         ("get", "/ui/lookups/{id}", get(lookup)),
         ("get", "/ui/search", get(search)),
+        ("post", "/ui/upload", post(upload)),
+        ("get", "/ui/download/{id}", get(download)),
         ("post", "/ui/workflows/{id}/start", post(workflows::start)),
         ("get", "/ui/workflows/instances", get(workflows::list)),
         (
@@ -94,11 +99,12 @@ pub fn router(state: Arc<AppState>) -> Result<Router, String> {
     let metrics_path = metrics.path.as_str();
     let reserved = ["/ui", "/api"]
         .iter()
-        .any(|r| metrics_path == *r || metrics_path.starts_with(&format!("{r}/")));
+        .any(|r| metrics_path == *r || metrics_path.starts_with(&format!("{r}/")))
+        || metrics_path == "/healthz";
     if !metrics_path.starts_with('/') || metrics_path.contains(['{', '}', '*']) || reserved {
         return Err(format!(
-            "observability.metrics.path {metrics_path:?} must start with / and lie outside /ui \
-             and /api (no {{, }} or *)"
+            "observability.metrics.path {metrics_path:?} must start with / and lie outside /ui, \
+             /api and /healthz (no {{, }} or *)"
         ));
     }
     let mut routes = Router::new();
@@ -349,107 +355,12 @@ fn element<V: Serialize>(
     Ok(respond(headers, &rendered))
 }
 
-/// A backend failure as the caller sees it: a stable code, never the
-/// backend's own error body (the log has the details).
-fn backend_error(err: InvokeError) -> ApiError {
-    tracing::warn!(error = %err, "backend call failed");
-    match err {
-        InvokeError::Status { status: 404, .. } => ApiError::new(
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
-            "the record was not found",
-        ),
-        InvokeError::Status {
-            status: 401 | 403, ..
-        } => ApiError::new(
-            StatusCode::FORBIDDEN,
-            "BACKEND_FORBIDDEN",
-            "the backend refused the request for this caller",
-        ),
-        InvokeError::Timeout { .. } => ApiError::new(
-            StatusCode::GATEWAY_TIMEOUT,
-            "BACKEND_TIMEOUT",
-            "the backend did not answer in time",
-        ),
-        InvokeError::Unreachable { .. } => ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            "BACKEND_UNAVAILABLE",
-            "the backend could not be reached",
-        ),
-        InvokeError::ServiceToken { .. } => ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            "BACKEND_AUTH_FAILED",
-            "the BFF could not get its token for the backend",
-        ),
-        InvokeError::CircuitOpen { .. } => ApiError::unavailable(
-            "BACKEND_CIRCUIT_OPEN",
-            "the backend is failing and is given time to recover; retry later",
-        ),
-        _ => ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            "BACKEND_ERROR",
-            "the backend answered with an error",
-        ),
-    }
-}
-
-/// The operation a data source calls, resolved to its service.
-fn data_operation<'a>(
-    state: &'a AppState,
-    operation_id: Option<&str>,
-    service_id: Option<&str>,
-) -> Result<(&'a str, &'a thesa_core::openapi::Operation), ApiError> {
-    let operation_id = operation_id.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "HANDLER_NOT_AVAILABLE",
-            "this element reads through an SDK handler; handlers run commands and \
-             workflow steps, reads need an OpenAPI operation",
-        )
-    })?;
-    Invoker::resolve(&state.index, operation_id, service_id).map_err(backend_error)
-}
-
-/// Calls a reading operation (no body) for the caller.
-async fn read(
-    state: &AppState,
-    service: &str,
-    operation: &thesa_core::openapi::Operation,
-    params: &Params,
-    caller: &Caller,
-    headers: &HeaderMap,
-) -> Result<serde_json::Value, ApiError> {
-    state
-        .invoker
-        .call(
-            service,
-            operation,
-            params,
-            None,
-            &call_context(caller, headers),
-        )
-        .await
-        .map_err(backend_error)
-}
-
-/// The operation of a data source.
-fn source_operation<'a>(
-    state: &'a AppState,
-    source: &DataSource,
-) -> Result<(&'a str, &'a thesa_core::openapi::Operation), ApiError> {
-    data_operation(
-        state,
-        source.operation_id.as_deref(),
-        source.service_id.as_deref(),
-    )
-}
-
 /// The operation of a command or lookup.
 fn bound_operation<'a>(
     state: &'a AppState,
     binding: &OperationBinding,
-) -> Result<(&'a str, &'a thesa_core::openapi::Operation), ApiError> {
-    data_operation(
+) -> Result<(&'a str, &'a Operation, Option<&'a ServiceSpec>), ApiError> {
+    data::operation(
         state,
         binding.operation_id.as_deref(),
         binding.service_id.as_deref(),
@@ -492,7 +403,9 @@ async fn search(
     Ok(Json(answer).into_response())
 }
 
-/// `GET /ui/lookups/{id}?q=`: a lookup's options (see `lookups`).
+/// `GET /ui/lookups/{id}?q=`: a lookup's options, named or inline (see
+/// `lookups`); an inline lookup answers 404 to callers who may not see its
+/// page or form.
 async fn lookup(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -509,10 +422,13 @@ async fn lookup(
     let registry = state.registry.load();
     let lookup = registry
         .lookup(&id)
+        .filter(|(_, needs)| caller.capabilities.has_all(needs))
+        .map(|(lookup, _)| lookup)
         .ok_or_else(|| ApiError::not_found("lookup", &id))?;
     let scope = lookups::Scope {
         set: registry.checksum(),
         tenant: &caller.principal.tenant,
+        partition: caller.partition.as_deref(),
         query: q,
     };
     if let Some(list) = state.lookups.get(lookup, &scope) {
@@ -521,18 +437,21 @@ async fn lookup(
     let Some(binding) = &lookup.operation else {
         return Ok(Json(serde_json::json!({ "options": [] })).into_response());
     };
-    let (service, operation) = bound_operation(&state, binding)?;
-    let mut params = data::path_params(operation, &query)?;
+    let (service, operation, spec) = bound_operation(&state, binding)?;
+    let mut request = data::read_request(spec, operation, None, &[], &query)?;
     if let (Some(field), Some(q)) = (&lookup.search_field, q) {
-        params.query.push((field.clone(), q.to_string()));
+        request.put_named(spec, operation, field, q.to_string());
     }
-    let response = read(&state, service, operation, &params, &caller, &headers).await?;
+    let context = call_context(&caller, &headers);
+    let response = data::read(&state, service, operation, &request, &context).await?;
     let list = Arc::new(lookups::options(lookup, &response));
     state.lookups.insert(lookup, &scope, list.clone());
     Ok(Json(serde_json::json!({ "options": *list })).into_response())
 }
 
-/// `GET /ui/pages/{id}/data`: the rows of a page's table.
+/// `GET /ui/pages/{id}/data`: the page's table rows, record and sections'
+/// data (see `data::page`); 404 when the caller may not see the page or it
+/// has no data.
 async fn page_data(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -543,31 +462,20 @@ async fn page_data(
     let id = id(path)?;
     let query = pairs(query)?;
     let registry = state.registry.load();
-    let table = registry
+    let (_, page) = registry
         .page(&id)
         .filter(|(_, page)| caller.capabilities.has_all(&page.capabilities))
-        .and_then(|(_, page)| page.table.as_ref())
         .ok_or_else(|| ApiError::not_found("page data", &id))?;
-    let (service, operation) = source_operation(&state, &table.data_source)?;
-    let pagination = state
-        .config
-        .services
-        .get(service)
-        .map(|s| s.pagination.clone())
-        .unwrap_or_default();
-    let (params, paging) = data::table_params(table, operation, &pagination, &query)?;
-    let response = read(&state, service, operation, &params, &caller, &headers).await?;
-    Ok(Json(data::table_answer(
-        table,
-        &response,
-        paging,
-        &caller.capabilities,
-    ))
-    .into_response())
+    let context = call_context(&caller, &headers);
+    let answer = data::page(&state, &caller, &context, page, &query)
+        .await
+        .ok_or_else(|| ApiError::not_found("page data", &id))??;
+    Ok(Json(answer).into_response())
 }
 
 /// `GET /ui/forms/{id}/data`: the record a form edits, from its load
-/// source (path parameters from the query string).
+/// source; the query string carries the route's parameters by name (path
+/// parameters, declared query parameters and body fields of the operation).
 async fn form_data(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -583,17 +491,42 @@ async fn form_data(
         .filter(|(_, form)| caller.capabilities.has_all(&form.capabilities))
         .and_then(|(_, form)| Some((form, form.load_source.as_ref()?)))
         .ok_or_else(|| ApiError::not_found("form data", &id))?;
-    let (service, operation) = source_operation(&state, source)?;
-    let params = data::path_params(operation, &query)?;
-    let response = read(&state, service, operation, &params, &caller, &headers).await?;
-    let empty = std::collections::BTreeMap::new();
-    let field_map = source.mapping.as_ref().map_or(&empty, |m| &m.field_map);
-    let record = data::project(
-        &response,
-        &data::form_fields(form, &caller.capabilities),
-        field_map,
-    );
+    let fields = data::form_fields(form, &caller.capabilities);
+    let context = call_context(&caller, &headers);
+    let record = data::record(&state, &context, source, &fields, &query, &query).await?;
     Ok(Json(serde_json::json!({ "data": record })).into_response())
+}
+
+/// `POST /ui/upload`: a multipart upload streamed to the files service (see
+/// `files`).
+async fn upload(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let context = call_context(&caller, &headers);
+    files::upload(
+        &state.config.files,
+        &state.invoker,
+        &caller,
+        &context,
+        &headers,
+        body,
+    )
+    .await
+}
+
+/// `GET /ui/download/{id}`: a file streamed from the files service.
+async fn download(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let id = id(path)?;
+    let context = call_context(&caller, &headers);
+    files::download(&state.config.files, &state.invoker, &caller, &context, &id).await
 }
 
 /// `POST /ui/commands/{id}`: runs a command (see `commands`); 404 when it
@@ -732,7 +665,7 @@ async fn execute(
         let context = call_context(sources.caller, headers);
         let response = state
             .handlers
-            .call(handler, &body, &context)
+            .call(handler, &body, &context, &state.invoker)
             .await
             .ok_or_else(|| {
                 ApiError::unavailable(
@@ -743,7 +676,7 @@ async fn execute(
             .map_err(|err| command_error(command, err))?;
         return Ok(commands::answer(command, response));
     }
-    let (service, operation) = bound_operation(state, &command.operation)?;
+    let (service, operation, _) = bound_operation(state, &command.operation)?;
     let params = commands::params(command.input.as_ref(), sources)?;
     let body = operation
         .request_body
@@ -769,9 +702,9 @@ fn command_error(command: &thesa_core::model::Command, err: InvokeError) -> ApiE
     match &err {
         InvokeError::Status { status, body, .. } => {
             commands::mapped_error(command, *status, body.as_ref())
-                .unwrap_or_else(|| backend_error(err))
+                .unwrap_or_else(|| ApiError::backend(err))
         }
-        _ => backend_error(err),
+        _ => ApiError::backend(err),
     }
 }
 

@@ -25,13 +25,19 @@ pub const ISSUER: &str = "https://idp.test";
 pub const AUDIENCE: &str = "thesa-bff";
 
 /// A config for the samples, with `identity.jwks_url` at `jwks`; `extra`
-/// is appended as more top-level YAML (and may replace sections).
+/// is appended as more top-level YAML (and may replace the `specs`,
+/// `definitions` and `capability` sections).
 pub fn config(jwks: &str, extra: &str) -> String {
     let repo = repo();
     let repo = repo.display();
+    let specs = if extra.contains("\nspecs:") || extra.starts_with("specs:") {
+        String::new()
+    } else {
+        format!("specs:\n  directory: \"{repo}/specs\"\n")
+    };
     let mut text = format!(
         r#"
-server:
+{specs}server:
   port: 0
   shutdown_timeout: 10s
   cors:
@@ -47,8 +53,6 @@ identity:
     tenant_id: "custom:tenant_id"
     roles: "custom:roles"
     partition_id: "custom:partitions"
-specs:
-  directory: "{repo}/specs"
 observability:
   log_level: info
 "#
@@ -74,6 +78,8 @@ pub struct Bff {
     pub addr: SocketAddr,
     /// Log lines written before it was ready.
     pub startup: Vec<String>,
+    /// The start-up time it logged (`startup_ms` of "server started").
+    pub startup_ms: u64,
     logs: mpsc::Receiver<String>,
     _dir: tempfile::TempDir,
 }
@@ -140,6 +146,7 @@ impl Bff {
                             child: Some(child),
                             addr: SocketAddr::from(([127, 0, 0, 1], port)),
                             startup: lines,
+                            startup_ms: event["startup_ms"].as_u64().unwrap_or_default(),
                             logs,
                             _dir: dir,
                         });
@@ -152,6 +159,11 @@ impl Bff {
                 }
             }
         }
+    }
+
+    /// The process ID.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
     }
 
     /// `http://127.0.0.1:port` + `path`.

@@ -6,7 +6,9 @@ mod analytics;
 mod checksums;
 mod commands;
 mod console;
+mod corpus;
 mod data;
+mod files;
 mod handlers;
 mod harness;
 mod keto;
@@ -23,6 +25,8 @@ mod postgres;
 mod prometheus;
 #[path = "../support/redis.rs"]
 mod redis;
+#[path = "../support/spec_mock.rs"]
+mod spec_mock;
 
 use std::time::{Duration, Instant};
 

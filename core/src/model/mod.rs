@@ -17,9 +17,9 @@ use serde::{Deserialize, Serialize};
 
 pub use command::{BodyMapping, Command, Idempotency, InputMapping, OutputMapping, RateLimit};
 pub use page::{
-    Action, ActionType, Breadcrumb, Column, Condition, Confirmation, Dependency, Field,
-    FieldValidation, Filter, Form, Layout, Link, Options, Page, Section, SortDir, StaticOption,
-    Table,
+    ALWAYS_READ_ONLY, Action, ActionType, Breadcrumb, Column, Condition, Confirmation, Dependency,
+    Field, FieldValidation, Filter, Form, HIDDEN, Layout, Link, Options, Page, Section, SortDir,
+    StaticOption, Table,
 };
 pub use workflow::{Assignee, Step, StepType, Transition, Workflow};
 
@@ -29,7 +29,8 @@ use crate::duration::Duration;
 /// letter, at most 63 characters (a DNS label, plus `_` which Thesa allows).
 pub const DOMAIN_PATTERN: &str = r"^[a-z]([a-z0-9_-]{0,61}[a-z0-9])?$";
 
-/// Semantic versions (semver.org 2.0.0).
+/// Semantic versions (semver.org 2.0.0): what `validate --lint` expects of
+/// `version`.
 pub const SEMVER_PATTERN: &str = r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$";
 
 pub(crate) fn is_false(b: &bool) -> bool {
@@ -44,8 +45,10 @@ pub struct Definition {
     /// letters, digits, `-` and `_`; unique among the loaded definitions.
     #[schemars(regex(pattern = DOMAIN_PATTERN))]
     pub domain: String,
-    /// Version of this definition, a semantic version such as `1.4.0`.
-    #[schemars(regex(pattern = SEMVER_PATTERN))]
+    /// Version of this definition: any text, as in Thesa's format; a
+    /// semantic version such as `1.4.0` is recommended (`validate --lint`
+    /// says when it is not one).
+    #[schemars(length(min = 1))]
     pub version: String,
     /// The domain's entry in the navigation menu.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -81,6 +84,10 @@ pub struct Navigation {
     /// Position in the menu (lower first).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order: Option<i32>,
+    /// Where the frontend places the entry, e.g. `bottom` (passed on as
+    /// it is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     /// Capabilities a user needs to see the entry (all of them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub capabilities: Vec<String>,
@@ -99,7 +106,8 @@ pub struct NavigationChild {
     pub icon: Option<String>,
     /// Route the item opens, e.g. `/orders`.
     pub route: String,
-    /// ID of the page the item opens.
+    /// ID of the page the item opens, or of a form (Thesa's format lets a
+    /// menu item open a form by its ID here).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub page_id: Option<String>,
     /// Capabilities a user needs to see the item (all of them).
@@ -129,8 +137,8 @@ pub struct Badge {
     pub style: Option<String>,
 }
 
-/// Where a table or a form gets its data: a backend operation or a
-/// registered handler.
+/// Where a table, a page, a page section or a form gets its data: a
+/// backend operation or a registered handler.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct DataSource {
     /// The operation to call (set this or `handler`).
@@ -160,6 +168,13 @@ pub struct ResponseMapping {
     /// UI field name to backend field name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub field_map: BTreeMap<String, String>,
+    /// Request field to value, for the data sources of pages, page
+    /// sections and forms: `{name}` placeholders are filled with the
+    /// parameters of the page's route (`link_id: "{id}"`). A field the
+    /// operation has as a path or query parameter goes there, anything
+    /// else into the JSON body.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub request_mapping: BTreeMap<String, String>,
 }
 
 /// Whether an operation is called over HTTP from its OpenAPI spec or by a
@@ -248,6 +263,8 @@ pub enum CacheScope {
     Global,
     /// One cache per tenant.
     Tenant,
+    /// One cache per tenant and partition.
+    Partition,
 }
 
 /// An option list for dropdowns and reference fields.
@@ -278,7 +295,7 @@ pub struct LookupCache {
     /// How long options are kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl: Option<Duration>,
-    /// `global` or `tenant`.
+    /// `global`, `tenant` (the default) or `partition`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<CacheScope>,
 }

@@ -35,6 +35,12 @@ pub struct Page {
     /// The table of a `table` page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub table: Option<Table>,
+    /// Where the record of a detail or dashboard page comes from: it fills
+    /// the fields of the sections that have no `data_source` of their own.
+    /// Parameters of the page's route are passed by name (see
+    /// `mapping.request_mapping`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_source: Option<DataSource>,
     /// Sections of fields (detail and dashboard pages).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sections: Vec<Section>,
@@ -84,8 +90,10 @@ pub enum SortDir {
 /// A paginated, sortable, filterable table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Table {
-    /// Where the rows come from.
-    pub data_source: DataSource,
+    /// Where the rows come from. Required for a page's table; a table in a
+    /// section may take its rows from the section's `data_source` instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_source: Option<DataSource>,
     /// Columns, at least one.
     #[schemars(length(min = 1))]
     pub columns: Vec<Column>,
@@ -176,13 +184,18 @@ pub struct Filter {
     /// Choices of a select control.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub options: Option<Options>,
+    /// Choices of a select or reference control, as on form fields (Thesa's
+    /// format; the same as `options`, set one of them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lookup: Option<Options>,
     /// Initial value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("format" = "thesa-any-scalar"))]
     pub default: Option<String>,
 }
 
-/// Choices for a select control: a lookup or a fixed list.
+/// Choices for a select control: a named lookup, a lookup given inline
+/// (`operation_id`, `label_field`, `value_field`), or a fixed list. Set one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Options {
     /// ID of a lookup that provides the choices.
@@ -191,6 +204,34 @@ pub struct Options {
     /// A fixed list of choices.
     #[serde(default, rename = "static", skip_serializing_if = "Vec::is_empty")]
     pub fixed: Vec<StaticOption>,
+    /// An inline lookup: the operation that returns the choices. The BFF
+    /// serves them like a named lookup's (cached the same way).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation_id: Option<String>,
+    /// The service whose spec has `operation_id`; needed only when several
+    /// specs have an operation of that ID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_id: Option<String>,
+    /// Field of each item shown as the choice's label (inline lookups).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_field: Option<String>,
+    /// Field of each item used as the choice's value (inline lookups).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_field: Option<String>,
+    /// Parameter that carries the typed text (inline lookups).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search_field: Option<String>,
+}
+
+impl Options {
+    /// Whether the choices come from an operation given inline.
+    pub fn is_inline(&self) -> bool {
+        self.operation_id.is_some()
+            || self.label_field.is_some()
+            || self.value_field.is_some()
+            || self.search_field.is_some()
+            || self.service_id.is_some()
+    }
 }
 
 /// A fixed choice.
@@ -229,6 +270,14 @@ pub struct Section {
     /// The fields.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<Field>,
+    /// Where this section's record (or its table's rows) comes from, when
+    /// not from the page's `data_source` (page sections only; needs `id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_source: Option<DataSource>,
+    /// A table shown in the section, served like a page's table (page
+    /// sections only; needs `id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<Table>,
 }
 
 /// A field of a section: a display on detail pages, an input on forms.
@@ -243,8 +292,8 @@ pub struct Field {
     /// Input or display type: `text`, `number`, `select`, `textarea`, ...
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
-    /// `true`, or a capability that makes the field editable for those who
-    /// have it.
+    /// `true` (or Thesa's `always`), or a capability that makes the field
+    /// editable for those who have it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("format" = "thesa-any-scalar"))]
     pub read_only: Option<String>,
@@ -257,7 +306,8 @@ pub struct Field {
     /// Choices of a select field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lookup: Option<Options>,
-    /// Capability a user needs to see the field.
+    /// Capability a user needs to see the field (`hidden`: no one sees it,
+    /// as in Thesa's format).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub visibility: Option<String>,
     /// Display format.
@@ -269,6 +319,9 @@ pub struct Field {
     /// Help text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub help_text: Option<String>,
+    /// Help text (Thesa's name for `help_text`; set one of them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
     /// Number of grid columns the field spans.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub span: Option<u32>,
@@ -276,6 +329,31 @@ pub struct Field {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<Dependency>,
 }
+
+impl Field {
+    /// The help text, under either of its names.
+    pub fn help(&self) -> Option<&String> {
+        self.help_text.as_ref().or(self.hint.as_ref())
+    }
+
+    /// Whether a caller who has the capabilities `has` accepts sees the
+    /// field: `visibility` is a capability, or Thesa's `hidden` (no one).
+    pub fn visible_with(&self, has: impl Fn(&str) -> bool) -> bool {
+        match self.visibility.as_deref().map(str::trim) {
+            None | Some("") => true,
+            Some(HIDDEN) => false,
+            Some(capability) => has(capability),
+        }
+    }
+}
+
+/// The `visibility` Thesa's format gives a field no one sees.
+pub const HIDDEN: &str = "hidden";
+
+/// The `read_only` values that make a field read-only for everyone
+/// (`always` is Thesa's); `false` makes it editable; anything else is a
+/// capability.
+pub const ALWAYS_READ_ONLY: [&str; 2] = ["true", "always"];
 
 /// Input rules for a field.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -319,7 +397,10 @@ pub struct Dependency {
 pub enum ActionType {
     /// Runs the command `command_id`.
     Command,
-    /// Opens the route `navigate_to`.
+    /// Runs the command `command_id` once the user confirms (Thesa's
+    /// format; `confirmation` gives the dialog).
+    Confirm,
+    /// Opens the route `navigate_to` (or `route`).
     Navigate,
     /// Opens the form `form_id`.
     Form,
@@ -344,7 +425,7 @@ pub struct Action {
     /// Capabilities a user needs to see the action (all of them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub capabilities: Vec<String>,
-    /// `command`, `navigate`, `form` or `workflow`.
+    /// `command`, `confirm`, `navigate`, `form` or `workflow`.
     #[serde(rename = "type")]
     pub kind: ActionType,
     /// Command run by a `command` action.
@@ -353,6 +434,10 @@ pub struct Action {
     /// Route opened by a `navigate` action.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub navigate_to: Option<String>,
+    /// Route opened by a `navigate` action (Thesa's name for
+    /// `navigate_to`; set one of them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
     /// Form opened by a `form` action.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub form_id: Option<String>,
@@ -368,6 +453,13 @@ pub struct Action {
     /// Data-dependent rules that show, hide, enable or disable the action.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+}
+
+impl Action {
+    /// The route a `navigate` action opens, under either of its names.
+    pub fn target_route(&self) -> Option<&String> {
+        self.navigate_to.as_ref().or(self.route.as_ref())
+    }
 }
 
 /// A confirmation dialog.

@@ -83,7 +83,9 @@ pub async fn tick(state: &AppState) -> usize {
                 context: CallContext {
                     authorization: None,
                     correlation_id: uuid::Uuid::new_v4().to_string(),
+                    tenant: Some(instance.tenant.clone()).filter(|t| !t.is_empty()),
                     partition: Some(instance.partition.clone()).filter(|p| !p.is_empty()),
+                    subject: None,
                 },
             };
             run::advance(state, workflow, instance, &actor).await;

@@ -236,7 +236,7 @@ async fn run_step(
             let body = commands::body(input, &sources);
             state
                 .handlers
-                .call(handler, &body, &actor.context)
+                .call(handler, &body, &actor.context, &state.invoker)
                 .await
                 .ok_or_else(|| format!("SDK handler {handler:?} is not registered"))?
                 .map_err(|e| e.to_string())?
