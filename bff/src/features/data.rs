@@ -727,7 +727,7 @@ fn section_data<'a>(
 ) -> Option<BoxFuture<'a, Result<Value, ApiError>>> {
     match (&section.table, &section.data_source) {
         (Some(table), source) => {
-            let source = source.as_ref().or(table.data_source.as_ref())?;
+            let source = source.as_deref().or(table.data_source.as_ref())?;
             Some(rows(state, caller, context, table, source, route, query).boxed())
         }
         (None, Some(source)) => {

@@ -155,11 +155,12 @@ fn uses(registry: &Registry) -> impl Iterator<Item = (String, String)> + '_ {
         let tables = d.pages.iter().flat_map(move |p| {
             let sources = p
                 .table
-                .iter()
-                .chain(p.sections.iter().filter_map(|s| s.table.as_ref()))
+                .as_deref()
+                .into_iter()
+                .chain(p.sections.iter().filter_map(|s| s.table.as_deref()))
                 .filter_map(|t| t.data_source.as_ref())
-                .chain(&p.data_source)
-                .chain(p.sections.iter().filter_map(|s| s.data_source.as_ref()));
+                .chain(p.data_source.as_deref())
+                .chain(p.sections.iter().filter_map(|s| s.data_source.as_deref()));
             sources.filter_map(move |source| Some((source.handler.clone()?, at("pages", &p.id))))
         });
         let forms = d.forms.iter().filter_map(move |f| {

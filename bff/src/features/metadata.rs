@@ -694,8 +694,9 @@ impl<'a> Caller<'a> {
             width: column.width.clone(),
             link: column
                 .link
-                .clone()
-                .filter(|link| self.may_follow(&link.route)),
+                .as_deref()
+                .filter(|link| self.may_follow(&link.route))
+                .cloned(),
             status_map: column.status_map.clone(),
         })
     }
@@ -752,7 +753,7 @@ impl<'a> Caller<'a> {
             kind: field.kind.clone(),
             read_only: self.read_only(field.read_only.as_deref()),
             required: field.required,
-            validation: field.validation.clone(),
+            validation: field.validation.as_deref().cloned(),
             lookup: field
                 .lookup
                 .as_ref()
@@ -780,7 +781,7 @@ impl<'a> Caller<'a> {
                 form_id: a.form_id.clone(),
                 workflow_id: a.workflow_id.clone(),
                 params: a.params.clone(),
-                confirmation: a.confirmation.clone(),
+                confirmation: a.confirmation.as_deref().cloned(),
                 conditions: a.conditions.clone(),
             })
             .collect()

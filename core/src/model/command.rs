@@ -27,10 +27,10 @@ pub struct Command {
     pub output: Option<OutputMapping>,
     /// Deduplication of repeated submissions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub idempotency: Option<Idempotency>,
+    pub idempotency: Option<Box<Idempotency>>,
     /// Rate limit of the command.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rate_limit: Option<RateLimit>,
+    pub rate_limit: Option<Box<RateLimit>>,
 }
 
 /// How the request body is built.

@@ -34,13 +34,13 @@ pub struct Page {
     pub breadcrumb: Vec<Breadcrumb>,
     /// The table of a `table` page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub table: Option<Table>,
+    pub table: Option<Box<Table>>,
     /// Where the record of a detail or dashboard page comes from: it fills
     /// the fields of the sections that have no `data_source` of their own.
     /// Parameters of the page's route are passed by name (see
     /// `mapping.request_mapping`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data_source: Option<DataSource>,
+    pub data_source: Option<Box<DataSource>>,
     /// Sections of fields (detail and dashboard pages).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sections: Vec<Section>,
@@ -150,7 +150,7 @@ pub struct Column {
     pub width: Option<String>,
     /// Makes the cell a link.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub link: Option<Link>,
+    pub link: Option<Box<Link>>,
     /// Value to badge style, e.g. `shipped: success`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub status_map: BTreeMap<String, String>,
@@ -183,11 +183,11 @@ pub struct Filter {
     pub operator: Option<String>,
     /// Choices of a select control.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub options: Option<Options>,
+    pub options: Option<Box<Options>>,
     /// Choices of a select or reference control, as on form fields (Thesa's
     /// format; the same as `options`, set one of them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lookup: Option<Options>,
+    pub lookup: Option<Box<Options>>,
     /// Initial value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("format" = "thesa-any-scalar"))]
@@ -273,11 +273,11 @@ pub struct Section {
     /// Where this section's record (or its table's rows) comes from, when
     /// not from the page's `data_source` (page sections only; needs `id`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data_source: Option<DataSource>,
+    pub data_source: Option<Box<DataSource>>,
     /// A table shown in the section, served like a page's table (page
     /// sections only; needs `id`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub table: Option<Table>,
+    pub table: Option<Box<Table>>,
 }
 
 /// A field of a section: a display on detail pages, an input on forms.
@@ -302,10 +302,10 @@ pub struct Field {
     pub required: bool,
     /// Input rules checked by the frontend.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub validation: Option<FieldValidation>,
+    pub validation: Option<Box<FieldValidation>>,
     /// Choices of a select field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lookup: Option<Options>,
+    pub lookup: Option<Box<Options>>,
     /// Capability a user needs to see the field (`hidden`: no one sees it,
     /// as in Thesa's format).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -449,7 +449,7 @@ pub struct Action {
     pub params: BTreeMap<String, String>,
     /// A dialog the user confirms first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub confirmation: Option<Confirmation>,
+    pub confirmation: Option<Box<Confirmation>>,
     /// Data-dependent rules that show, hide, enable or disable the action.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
