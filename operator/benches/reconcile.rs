@@ -23,6 +23,7 @@ use thesa_operator::gate::ServedFile;
 use thesa_operator::plan::{self, Plan, Plans, Snapshot};
 use thesa_operator::revision::{CachedDefinition, Revisions, cached_event};
 
+/// The operator's allocator (see `operator/src/main.rs`).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -270,7 +271,9 @@ fn main() {
         "warm,1000,1",
         "warm,1000,0",
     ] {
+        // As the chart and the image run the operator.
         let status = std::process::Command::new(&exe)
+            .env("MIMALLOC_ARENA_EAGER_COMMIT", "0")
             .env("THESA_BENCH_SCENARIO", scenario)
             .status()
             .expect("run a scenario");

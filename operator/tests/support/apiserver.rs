@@ -545,9 +545,13 @@ fn watch(shared: Arc<Shared>, path: String, params: HashMap<String, String>) -> 
         let mut known: HashMap<String, Value> = HashMap::new();
         let mut first = true;
         while Instant::now() < deadline {
+            let listing = Instant::now();
             let Some(now) = list(&shared, &path, &selectors).await else {
                 return;
             };
+            // Large lists are polled less often, so that the polling does
+            // not take the machine.
+            let pause = Duration::from_millis(50).max(listing.elapsed() * 4);
             let mut events = Vec::new();
             for (key, object) in &now {
                 let changed = match known.get(key) {
@@ -575,7 +579,7 @@ fn watch(shared: Arc<Shared>, path: String, params: HashMap<String, String>) -> 
                     return;
                 }
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(pause).await;
         }
     });
     let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));

@@ -1,0 +1,117 @@
+//! The `thesa-operator` process with many definitions: the release binary
+//! against the tests' API server (`tests/support/apiserver.rs`: the fake
+//! API over HTTPS with watches), one ThesaDeployment selecting N copies of
+//! the orders sample. Reports the time until every definition is accepted
+//! and the process's peak and current RSS (from /proc).
+//! `cargo bench -p thesa-operator --bench process` (figures in
+//! BENCHMARKS.md); `THESA_BENCH_DEFINITIONS=200,1000` sets the counts.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use kube::api::{Api, ListParams};
+use thesa_operator::crd::ThesaDefinition;
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use support::apiserver::ApiServer;
+use support::{NS, client_with, repo_file, sample_deployment};
+
+/// Copy `i` of the orders sample as a ThesaDefinition.
+fn definition(orders: &str, i: usize) -> ThesaDefinition {
+    let text = orders
+        .replace("domain: orders", &format!("domain: orders{i}"))
+        .replace("orders.", &format!("orders{i}."))
+        .replace("/orders", &format!("/orders{i}"))
+        .replace("order_returns", &format!("order_returns{i}"));
+    let spec = thesa_core::node::parse(&text).expect("parse").to_json();
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "thesa.io/v1alpha1",
+        "kind": "ThesaDefinition",
+        "metadata": {"name": format!("orders{i}"), "namespace": NS,
+                     "labels": {"thesa.io/deployment": "thesa"}},
+        "spec": spec,
+    }))
+    .expect("ThesaDefinition")
+}
+
+/// `VmHWM` and `VmRSS` of process `pid`, MiB.
+fn memory(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1024.0
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+async fn accepted(server: &ApiServer) -> usize {
+    let api: Api<ThesaDefinition> = Api::namespaced(server.client().clone(), NS);
+    let Ok(list) = api.list(&ListParams::default()).await else {
+        return 0;
+    };
+    list.items
+        .iter()
+        .filter(|d| {
+            d.status.as_ref().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Accepted" && c.status == "True")
+            })
+        })
+        .count()
+}
+
+async fn run(count: usize) {
+    let orders = repo_file("definitions/orders/definition.yaml");
+    let mut tdep = sample_deployment();
+    tdep.spec.definitions.selector = None;
+    let definitions = (0..count).map(|i| definition(&orders, i)).collect();
+    let server = ApiServer::start(client_with(tdep, definitions).await, None).await;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_thesa-operator"))
+        .args(["run", "--namespace", NS, "--leader-elect", "false"])
+        .arg("--metrics-addr=127.0.0.1:0")
+        .env("KUBECONFIG", server.kubeconfig(dir.path()))
+        .env("RUST_LOG", "warn")
+        .env("MIMALLOC_ARENA_EAGER_COMMIT", "0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start thesa-operator");
+    let pid = child.id();
+    let mut done = 0;
+    while started.elapsed() < Duration::from_secs(600) {
+        done = accepted(&server).await;
+        if done == count {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let took = started.elapsed();
+    // Settled: the reconciles its own status updates trigger have run.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (peak, now) = memory(pid);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(done, count, "every definition accepted within 10 minutes");
+    println!(
+        "thesa-operator with {count} definitions: all accepted after {:.1} s; peak RSS {peak:.0} MiB, settled {now:.0} MiB",
+        took.as_secs_f64()
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let counts = std::env::var("THESA_BENCH_DEFINITIONS").unwrap_or_else(|_| "200,1000".into());
+    for count in counts.split(',') {
+        run(count.trim().parse().expect("a number of definitions")).await;
+    }
+}
