@@ -16,25 +16,7 @@ use thesa_operator::crd::ThesaDefinition;
 mod support;
 
 use support::apiserver::ApiServer;
-use support::{NS, client_with, repo_file, sample_deployment};
-
-/// Copy `i` of the orders sample as a ThesaDefinition.
-fn definition(orders: &str, i: usize) -> ThesaDefinition {
-    let text = orders
-        .replace("domain: orders", &format!("domain: orders{i}"))
-        .replace("orders.", &format!("orders{i}."))
-        .replace("/orders", &format!("/orders{i}"))
-        .replace("order_returns", &format!("order_returns{i}"));
-    let spec = thesa_core::node::parse(&text).expect("parse").to_json();
-    serde_json::from_value(serde_json::json!({
-        "apiVersion": "thesa.io/v1alpha1",
-        "kind": "ThesaDefinition",
-        "metadata": {"name": format!("orders{i}"), "namespace": NS,
-                     "labels": {"thesa.io/deployment": "thesa"}},
-        "spec": spec,
-    }))
-    .expect("ThesaDefinition")
-}
+use support::{NS, client_with, orders_copy, repo_file, sample_deployment};
 
 /// `VmHWM` and `VmRSS` of process `pid`, MiB.
 fn memory(pid: u32) -> (f64, f64) {
@@ -72,7 +54,7 @@ async fn run(count: usize) {
     let orders = repo_file("definitions/orders/definition.yaml");
     let mut tdep = sample_deployment();
     tdep.spec.definitions.selector = None;
-    let definitions = (0..count).map(|i| definition(&orders, i)).collect();
+    let definitions = (0..count).map(|i| orders_copy(&orders, i)).collect();
     let server = ApiServer::start(client_with(tdep, definitions).await, None).await;
     let dir = tempfile::tempdir().expect("temporary directory");
     let started = Instant::now();
@@ -80,10 +62,21 @@ async fn run(count: usize) {
         .args(["run", "--namespace", NS, "--leader-elect", "false"])
         .arg("--metrics-addr=127.0.0.1:0")
         .env("KUBECONFIG", server.kubeconfig(dir.path()))
-        .env("RUST_LOG", "warn")
+        .env(
+            "RUST_LOG",
+            std::env::var("THESA_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .env("MIMALLOC_ARENA_EAGER_COMMIT", "0")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(if std::env::var_os("THESA_BENCH_LOG").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
+        .stderr(if std::env::var_os("THESA_BENCH_LOG").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
         .spawn()
         .expect("start thesa-operator");
     let pid = child.id();

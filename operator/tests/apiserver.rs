@@ -17,7 +17,7 @@ use thesa_operator::crd::ThesaDefinition;
 
 mod support;
 use support::apiserver::{ApiServer, documented_permissions};
-use support::{NS, TestResult, samples};
+use support::{NS, TestResult, client_with, orders_copy, repo_file, sample_deployment, samples};
 
 /// A running `thesa-operator run`, killed when dropped.
 struct Operator {
@@ -266,5 +266,56 @@ async fn liveness_fails_while_the_watches_cannot_recover_and_passes_again_after(
     )
     .await;
     println!("alive again {took:?} after the API server came back");
+    Ok(())
+}
+
+/// More definitions than one page of the operator's paged list: until the
+/// last page is in, a reconcile would see only some of them and apply a
+/// smaller set. Every Deployment the operator applies must carry the
+/// checksum of all of them.
+#[tokio::test]
+async fn nothing_is_applied_before_every_page_of_definitions_is_listed() -> TestResult {
+    const COUNT: usize = 60; // the operator lists 50 at a time
+    let dir = tempfile::tempdir()?;
+    let orders = repo_file("definitions/orders/definition.yaml");
+    let mut tdep = sample_deployment();
+    tdep.spec.definitions.selector = None;
+    let definitions = (0..COUNT).map(|i| orders_copy(&orders, i)).collect();
+    let server = ApiServer::start(client_with(tdep, definitions).await, None).await;
+    let mut operator = Operator::start(&server, dir.path(), &[]);
+    eventually(
+        &mut operator,
+        Duration::from_secs(120),
+        "every definition is accepted",
+        || async {
+            let api: Api<ThesaDefinition> = Api::namespaced(server.client().clone(), NS);
+            let Ok(list) = api.list(&Default::default()).await else {
+                return false;
+            };
+            list.items.len() == COUNT
+                && list.items.iter().all(|d| {
+                    d.status.as_ref().is_some_and(|s| {
+                        s.conditions
+                            .iter()
+                            .any(|c| c.type_ == "Accepted" && c.status == "True")
+                    })
+                })
+        },
+    )
+    .await;
+    let checksums: std::collections::BTreeSet<String> = server
+        .writes_to("/deployments/thesa")
+        .iter()
+        .filter_map(|d| {
+            d.pointer("/spec/template/metadata/annotations/thesa.io~1checksum")
+                .and_then(|c| c.as_str())
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(
+        checksums.len(),
+        1,
+        "the Deployment was applied with more than one set of definitions: {checksums:?}"
+    );
     Ok(())
 }

@@ -169,6 +169,18 @@ pub async fn reconcile(tdep: Arc<ThesaDeployment>, ctx: Arc<Context>) -> Result<
 }
 
 async fn reconcile_inner(tdep: &ThesaDeployment, ctx: &Context) -> Result<Action, Error> {
+    // Never plan from a half-filled cache: until the first full list of
+    // ThesaDefinitions (in pages) is in, every definition not yet listed
+    // would look deleted, and the served set would shrink for a moment.
+    let listed = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        ctx.definitions.wait_until_ready(),
+    )
+    .await;
+    if !matches!(listed, Ok(Ok(()))) {
+        tracing::info!("ThesaDefinitions not listed yet; trying again in 1 s");
+        return Ok(Action::requeue(std::time::Duration::from_secs(1)));
+    }
     let namespace = tdep.namespace().unwrap_or_default();
     let (snapshot, mut problems) = dereference(tdep, ctx).await?;
     let plan = if problems.is_empty() {

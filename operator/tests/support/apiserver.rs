@@ -12,6 +12,11 @@
 //!   yet is a `create` too, and that an owner reference with
 //!   `blockOwnerDeletion` needs `update` on the owner's `finalizers`
 //!   (the OwnerReferencesPermissionEnforcement admission plugin);
+//! - **paging**: `limit` and `continue` on lists (the fake truncates at
+//!   `limit` and never continues);
+//! - **no-op writes**: a watch reports an object as modified only when
+//!   more than its resource version changed (the fake bumps it on every
+//!   apply; a real API server does not write an unchanged object);
 //! - **restarts**: [`ApiServer::outage`] cuts every connection and refuses
 //!   new ones; [`ApiServer::restart`] answers again, with `410 Gone` to a
 //!   watch resumed from a resource version older than the restart, as a
@@ -59,6 +64,8 @@ struct Shared {
     rules: Option<BTreeSet<Permission>>,
     /// Requests refused by the rules, as the API server words them.
     forbidden: Mutex<Vec<String>>,
+    /// Every write (method other than GET) that passed: path and body.
+    writes: Mutex<Vec<(String, Bytes)>>,
 }
 
 impl ApiServer {
@@ -79,6 +86,7 @@ impl ApiServer {
             oldest_watchable: AtomicU64::new(0),
             rules,
             forbidden: Mutex::new(Vec::new()),
+            writes: Mutex::new(Vec::new()),
         });
         let acceptor = tls_acceptor();
         let serving = shared.clone();
@@ -176,6 +184,17 @@ impl ApiServer {
     pub fn forbidden(&self) -> Vec<String> {
         self.shared.forbidden.lock().expect("lock").clone()
     }
+
+    /// The bodies of the writes authorized so far to a path ending in
+    /// `path_end`, in order.
+    pub fn writes_to(&self, path_end: &str) -> Vec<Value> {
+        let writes = self.shared.writes.lock().expect("lock");
+        writes
+            .iter()
+            .filter(|(path, _)| path.ends_with(path_end))
+            .filter_map(|(_, body)| serde_json::from_slice(body).ok())
+            .collect()
+    }
 }
 
 impl Drop for ApiServer {
@@ -259,6 +278,26 @@ async fn handle(
     if watching {
         return Ok(watch(shared, parts.uri.path().to_string(), params));
     }
+    if parts.method != Method::GET {
+        let write = (parts.uri.path().to_string(), bytes.clone());
+        shared.writes.lock().expect("lock").push(write);
+    }
+    // Pages are cut here: the fake would truncate without a continue token.
+    let page = (parts.method == Method::GET)
+        .then(|| Page::of(&params))
+        .flatten();
+    let mut parts = parts;
+    if page.is_some() {
+        let rest: Vec<&str> = parts
+            .uri
+            .query()
+            .unwrap_or_default()
+            .split('&')
+            .filter(|p| !p.starts_with("limit=") && !p.starts_with("continue="))
+            .collect();
+        let uri = format!("{}?{}", parts.uri.path(), rest.join("&"));
+        parts.uri = uri.parse().expect("the request's own path and query");
+    }
     let request = Request::from_parts(parts, kube::client::Body::from(bytes.to_vec()));
     let response = match shared.client.send(request).await {
         Ok(response) => response,
@@ -279,6 +318,9 @@ async fn handle(
                 // The fake answers every list with resourceVersion "1".
                 value["metadata"]["resourceVersion"] =
                     json!(shared.newest.load(Ordering::SeqCst).to_string());
+                if let Some(page) = page {
+                    page.cut(&mut value);
+                }
             }
             value.to_string().into_bytes()
         }
@@ -288,6 +330,51 @@ async fn handle(
     *answer.headers_mut() = parts.headers;
     answer.headers_mut().remove(http::header::CONTENT_LENGTH);
     Ok(answer)
+}
+
+/// A page of a list: `limit` items from offset `continue`.
+#[derive(Clone, Copy)]
+struct Page {
+    offset: usize,
+    limit: usize,
+}
+
+impl Page {
+    fn of(params: &HashMap<String, String>) -> Option<Self> {
+        let limit = params.get("limit").and_then(|l| l.parse().ok());
+        let offset = params.get("continue").and_then(|c| c.parse().ok());
+        (limit.is_some() || offset.is_some()).then(|| Page {
+            offset: offset.unwrap_or(0),
+            limit: limit.filter(|l| *l > 0).unwrap_or(usize::MAX),
+        })
+    }
+
+    /// Keeps this page of `list.items` (in name order, as the API server
+    /// lists) and sets `metadata.continue` when more follow.
+    fn cut(self, list: &mut Value) {
+        let Some(items) = list["items"].as_array_mut() else {
+            return;
+        };
+        let key = |v: &Value| {
+            (
+                v.pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                v.pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+            )
+        };
+        items.sort_by_key(key);
+        let total = items.len();
+        let end = self.offset.saturating_add(self.limit).min(total);
+        let page: Vec<Value> = items.drain(self.offset.min(total)..end).collect();
+        *items = page;
+        if end < total {
+            list["metadata"]["continue"] = json!(end.to_string());
+            list["metadata"]["remainingItemCount"] = json!(total - end);
+        }
+    }
 }
 
 /// Remembers the highest resource version in an answer.
@@ -502,6 +589,20 @@ async fn list(shared: &Shared, path: &str, selectors: &str) -> Option<HashMap<St
     )
 }
 
+/// Whether two versions of an object differ only in what the fake changes
+/// on a write that changes nothing (resource version, managed fields).
+fn same_but_version(old: &Value, new: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.remove("resourceVersion");
+            meta.remove("managedFields");
+        }
+        v
+    };
+    strip(old) == strip(new)
+}
+
 fn version_of(object: &Value) -> u64 {
     object
         .pointer("/metadata/resourceVersion")
@@ -560,7 +661,9 @@ fn watch(shared: Arc<Shared>, path: String, params: HashMap<String, String>) -> 
                         events.push(("ADDED", object.clone()));
                         false
                     }
-                    Some(old) => version_of(old) != version_of(object),
+                    Some(old) => {
+                        version_of(old) != version_of(object) && !same_but_version(old, object)
+                    }
                 };
                 if changed {
                     events.push(("MODIFIED", object.clone()));

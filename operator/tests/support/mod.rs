@@ -78,3 +78,22 @@ pub async fn samples() -> Client {
         .to_vec();
     client_with(sample_deployment(), definitions).await
 }
+
+/// Copy `i` of the orders sample as a ThesaDefinition named `orders{i}`
+/// (its own domain, IDs and routes), for tests and benchmarks with many.
+pub fn orders_copy(orders: &str, i: usize) -> ThesaDefinition {
+    let text = orders
+        .replace("domain: orders", &format!("domain: orders{i}"))
+        .replace("orders.", &format!("orders{i}."))
+        .replace("/orders", &format!("/orders{i}"))
+        .replace("order_returns", &format!("order_returns{i}"));
+    let spec = thesa_core::node::parse(&text).expect("parse").to_json();
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "thesa.io/v1alpha1",
+        "kind": "ThesaDefinition",
+        "metadata": {"name": format!("orders{i}"), "namespace": NS,
+                     "labels": {"thesa.io/deployment": "thesa"}},
+        "spec": spec,
+    }))
+    .expect("ThesaDefinition")
+}
