@@ -10,12 +10,12 @@
 //!   (`FOR UPDATE SKIP LOCKED`), so timeouts fire once across replicas.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
-use sqlx::{Postgres, Row, Transaction};
+use sqlx::{Postgres, Row};
 use thesa_core::config::WorkflowStoreConfig;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -135,17 +135,23 @@ impl Store {
                 Ok(())
             }
             Self::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                bind_instance(sqlx::query(
-                    "INSERT INTO workflow_instances (id, tenant_id, partition_id, workflow_id, \
-                     current_step, status, state, assignee, started_by, step_entered_at, \
-                     step_due_at, due_at, next_due_at, created_at, updated_at, version) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-                ), instance)
-                .execute(&mut *tx)
-                .await?;
-                append(&mut tx, instance, history).await?;
-                tx.commit().await?;
+                static SQL: LazyLock<String> = LazyLock::new(|| {
+                    format!(
+                        "WITH inserted AS ( \
+                       INSERT INTO workflow_instances (id, tenant_id, partition_id, workflow_id, \
+                         current_step, status, state, assignee, started_by, step_entered_at, \
+                         step_due_at, due_at, next_due_at, created_at, updated_at, version) \
+                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+                         $15, $16) \
+                       RETURNING id) \
+                     {}",
+                        append_from("inserted", 17)
+                    )
+                });
+                let query = sqlx::query(SQL.as_str());
+                bind_history(bind_instance(query, instance), history)
+                    .execute(pool)
+                    .await?;
                 Ok(())
             }
         }
@@ -239,13 +245,7 @@ impl Store {
                 Ok(Updated::Applied)
             }
             Self::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                let updated = update_row(&mut tx, instance, read_version).await?;
-                if updated == Updated::Applied {
-                    append(&mut tx, instance, history).await?;
-                    tx.commit().await?;
-                }
-                Ok(updated)
+                update_with_history(pool, instance, read_version, history).await
             }
         }
     }
@@ -364,8 +364,7 @@ impl Store {
                     let stored = instance(row)?;
                     if let Some((next, entry)) = apply(&stored) {
                         // The row is locked: the version cannot have moved.
-                        update_row(&mut tx, &next, stored.version).await?;
-                        append(&mut tx, &next, std::slice::from_ref(&entry)).await?;
+                        update_with_history(&mut *tx, &next, stored.version, &[entry]).await?;
                         changed.push(next);
                     }
                 }
@@ -424,63 +423,103 @@ fn bind_instance<'q>(query: Query<'q>, i: &'q Instance) -> Query<'q> {
         .bind(i.version)
 }
 
-async fn update_row(
-    tx: &mut Transaction<'_, Postgres>,
+/// `INSERT INTO workflow_history … SELECT … FROM <source>`: the history
+/// rows, given as six arrays from parameter `$first` on (see
+/// [`bind_history`]), for the instance row the CTE `source` returns (none
+/// when it returns none). `$2` and `$3` are the tenant and the partition.
+fn append_from(source: &str, first: usize) -> String {
+    let [seq, from, to, event, actor, at] = std::array::from_fn(|k| format!("${}", first + k));
+    format!(
+        "INSERT INTO workflow_history (instance_id, seq, tenant_id, partition_id, \
+           from_step, to_step, event, actor, at) \
+         SELECT {source}.id, h.seq, $2, $3, h.from_step, h.to_step, h.event, h.actor, h.at \
+         FROM {source}, unnest({seq}::bigint[], {from}::text[], {to}::text[], \
+           {event}::text[], {actor}::text[], {at}::timestamptz[]) \
+           AS h(seq, from_step, to_step, event, actor, at)"
+    )
+}
+
+/// Binds `history` as the six arrays [`append_from`] reads.
+fn bind_history<'q>(query: Query<'q>, history: &'q [HistoryEntry]) -> Query<'q> {
+    query
+        .bind(history.iter().map(|h| h.seq).collect::<Vec<i64>>())
+        .bind(
+            history
+                .iter()
+                .map(|h| h.from_step.as_deref())
+                .collect::<Vec<Option<&str>>>(),
+        )
+        .bind(
+            history
+                .iter()
+                .map(|h| h.to_step.as_str())
+                .collect::<Vec<&str>>(),
+        )
+        .bind(
+            history
+                .iter()
+                .map(|h| h.event.as_str())
+                .collect::<Vec<&str>>(),
+        )
+        .bind(
+            history
+                .iter()
+                .map(|h| h.actor.as_str())
+                .collect::<Vec<&str>>(),
+        )
+        .bind(
+            history
+                .iter()
+                .map(|h| h.at)
+                .collect::<Vec<OffsetDateTime>>(),
+        )
+}
+
+/// The versioned update and its history rows in one statement: one round
+/// trip and one implicit transaction (a data-modifying CTE runs whole or
+/// not at all). The history is inserted only for the row the update
+/// matched; 0 rows updated is a conflict.
+async fn update_with_history<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
     i: &Instance,
     read_version: i64,
+    history: &[HistoryEntry],
 ) -> Result<Updated, StoreError> {
-    let result = sqlx::query(
-        "UPDATE workflow_instances SET current_step = $4, status = $5, state = $6, \
-         assignee = $7, step_entered_at = $8, step_due_at = $9, due_at = $10, \
-         next_due_at = $11, updated_at = $12, version = $13 \
-         WHERE id = $1 AND tenant_id = $2 AND partition_id = $3 AND version = $14",
-    )
-    .bind(i.id)
-    .bind(&i.tenant)
-    .bind(&i.partition)
-    .bind(&i.step)
-    .bind(i.status.as_str())
-    .bind(sqlx::types::Json(&i.state))
-    .bind(&i.assignee)
-    .bind(i.step_entered_at)
-    .bind(i.step_due_at)
-    .bind(i.due_at)
-    .bind(i.next_due())
-    .bind(i.updated_at)
-    .bind(i.version)
-    .bind(read_version)
-    .execute(&mut **tx)
-    .await?;
-    Ok(if result.rows_affected() == 1 {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "WITH updated AS ( \
+           UPDATE workflow_instances SET current_step = $4, status = $5, state = $6, \
+             assignee = $7, step_entered_at = $8, step_due_at = $9, due_at = $10, \
+             next_due_at = $11, updated_at = $12, version = $13 \
+           WHERE id = $1 AND tenant_id = $2 AND partition_id = $3 AND version = $14 \
+           RETURNING id), \
+         appended AS ({}) \
+         SELECT count(*) FROM updated",
+            append_from("updated", 15)
+        )
+    });
+    let query = sqlx::query(SQL.as_str())
+        .bind(i.id)
+        .bind(&i.tenant)
+        .bind(&i.partition)
+        .bind(&i.step)
+        .bind(i.status.as_str())
+        .bind(sqlx::types::Json(&i.state))
+        .bind(&i.assignee)
+        .bind(i.step_entered_at)
+        .bind(i.step_due_at)
+        .bind(i.due_at)
+        .bind(i.next_due())
+        .bind(i.updated_at)
+        .bind(i.version)
+        .bind(read_version);
+    let row = bind_history(query, history).fetch_one(executor).await?;
+    let updated: i64 = row.try_get(0)?;
+    Ok(if updated == 1 {
         Updated::Applied
     } else {
         Updated::Conflict
     })
-}
-
-async fn append(
-    tx: &mut Transaction<'_, Postgres>,
-    instance: &Instance,
-    history: &[HistoryEntry],
-) -> Result<(), StoreError> {
-    for entry in history {
-        sqlx::query(
-            "INSERT INTO workflow_history (instance_id, seq, tenant_id, partition_id, \
-             from_step, to_step, event, actor, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(instance.id)
-        .bind(entry.seq)
-        .bind(&instance.tenant)
-        .bind(&instance.partition)
-        .bind(&entry.from_step)
-        .bind(&entry.to_step)
-        .bind(&entry.event)
-        .bind(&entry.actor)
-        .bind(entry.at)
-        .execute(&mut **tx)
-        .await?;
-    }
-    Ok(())
 }
 
 fn instance(row: &PgRow) -> Result<Instance, StoreError> {
