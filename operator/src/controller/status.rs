@@ -365,6 +365,7 @@ pub fn deployment_status_of(
             counts
         },
         image: Some(tdep.spec.image.clone()),
+        rollout: old.rollout.clone(),
     }
 }
 
