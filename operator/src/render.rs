@@ -225,6 +225,7 @@ pub fn render(
             previous_versions: String::new(),
             secret_versions: Vec::new(),
             handlers: BTreeSet::new(),
+            rollout_failed: Default::default(),
         };
         match plan::plan(snapshot) {
             Plan::Blocked(problems) => {
