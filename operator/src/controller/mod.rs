@@ -233,7 +233,12 @@ async fn reconcile_inner(tdep: &ThesaDeployment, ctx: &Context) -> Result<Action
             }
             for verdict in &outcome.verdicts {
                 let rolled_back = verdict.rollout_failed || failed.contains_key(&verdict.name);
-                definition_status(ctx, tdep, verdict, rolled_back, rollout_status.as_ref()).await?;
+                let rolled_back = rolled_back.then(|| status::RolledBack {
+                    rollout: rollout_status.as_ref(),
+                    kept_previous: verdict.kept_previous
+                        || previous.iter().any(|f| f.owner == verdict.name),
+                });
+                definition_status(ctx, tdep, verdict, rolled_back).await?;
             }
             info!(
                 accepted = counts.accepted,

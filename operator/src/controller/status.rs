@@ -31,8 +31,7 @@ pub(super) async fn definition_status(
     ctx: &Context,
     tdep: &ThesaDeployment,
     verdict: &Verdict,
-    rolled_back: bool,
-    rollout: Option<&RolloutStatus>,
+    rolled_back: Option<RolledBack<'_>>,
 ) -> Result<(), Error> {
     let Some((namespace, name)) = verdict.name.split_once('/') else {
         return Ok(());
@@ -44,8 +43,8 @@ pub(super) async fn definition_status(
     let deployment = plan::full_name(tdep);
     let old = tdef.status.clone().unwrap_or_default();
     let mut status = merged_definition_status(&old, &deployment, verdict);
-    if rolled_back {
-        rollout_failed_status(&mut status, &deployment, verdict, rollout);
+    if let Some(rolled_back) = &rolled_back {
+        rollout_failed_status(&mut status, &deployment, verdict, rolled_back);
     }
     if status == old {
         return Ok(());
@@ -61,7 +60,7 @@ pub(super) async fn definition_status(
         "updating the status of ThesaDefinition {}",
         verdict.name
     )))?;
-    let was_rejected = rolled_back
+    let was_rejected = rolled_back.is_some()
         || old.observed_generation == verdict.generation
             && old
                 .conditions
@@ -96,22 +95,39 @@ pub(super) async fn definition_status(
     Ok(())
 }
 
+/// A definition generation whose canary was rolled back.
+pub(super) struct RolledBack<'a> {
+    /// The rollout status, with the figures in its message.
+    pub rollout: Option<&'a RolloutStatus>,
+    /// Whether the stable Deployment serves an earlier revision of it.
+    pub kept_previous: bool,
+}
+
 /// `Accepted=False`, reason `RolloutFailed`, with the canary's figures:
-/// the generation passed validation but its canary was rolled back.
+/// the generation passed validation but its canary was rolled back. The
+/// accepted generation, set when the canary started, goes back to unknown
+/// when it named the rolled-back generation.
 fn rollout_failed_status(
     status: &mut ThesaDefinitionStatus,
     deployment: &str,
     verdict: &Verdict,
-    rollout: Option<&RolloutStatus>,
+    rolled_back: &RolledBack<'_>,
 ) {
-    let figures = rollout
+    let figures = rolled_back
+        .rollout
         .and_then(|r| r.message.clone())
         .unwrap_or_else(|| "the canary was rolled back".into());
+    if status.accepted_generation == verdict.generation {
+        status.accepted_generation = None;
+        status.accepted_checksum = None;
+    }
     let served = match status.accepted_generation {
-        Some(generation) if verdict.kept_previous => {
+        Some(generation) if rolled_back.kept_previous => {
             format!("generation {generation} keeps being served")
         }
-        _ if verdict.kept_previous => "the revision served before keeps being served".into(),
+        _ if rolled_back.kept_previous => {
+            "the revision served before the canary keeps being served".into()
+        }
         _ => "its domain is left out".into(),
     };
     conditions::set(

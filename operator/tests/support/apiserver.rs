@@ -335,6 +335,12 @@ fn target(path: &str) -> Option<Target> {
             Some(name.to_string()),
             Some(sub.to_string()),
         ),
+        // `pods/{name}:{port}/proxy/{path}`: authorized as `pods/proxy`.
+        [resource, name, "proxy", ..] => (
+            resource.to_string(),
+            Some(name.to_string()),
+            Some("proxy".to_string()),
+        ),
         _ => return None,
     };
     Some(Target {
