@@ -265,7 +265,8 @@ fn yaml<T: serde::Serialize>(what: &'static str, value: &T) -> Result<String, Bu
 }
 
 /// What a pod depends on: config, policies, specs, referenced secrets and,
-/// unless the BFF hot-reloads them, the definitions.
+/// unless the BFF hot-reloads them (and no canary measures them first),
+/// the definitions.
 fn rollout_checksum(
     input: &Input<'_>,
     config: &BTreeMap<String, Arc<str>>,
@@ -273,7 +274,9 @@ fn rollout_checksum(
     definitions: &BTreeMap<String, Arc<str>>,
 ) -> Checksum {
     let mut groups = vec![("config", config), ("specs", specs)];
-    if !input.deployment.spec.definitions.hot_reload {
+    // With a canary, definition changes go through it like any change.
+    if !input.deployment.spec.definitions.hot_reload || crate::rollout::is_canary(input.deployment)
+    {
         groups.push(("definitions", definitions));
     }
     let mut parts: Vec<Vec<u8>> = Vec::new();
