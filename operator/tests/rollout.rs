@@ -653,3 +653,87 @@ async fn switching_an_installed_deployment_to_canary_replaces_its_selector() -> 
     );
     Ok(())
 }
+
+/// The `prometheus` source asks the query API for each track's figures,
+/// with `$namespace`, `$pods` and `$interval` filled in.
+#[tokio::test]
+async fn the_prometheus_source_asks_the_query_api_per_track() -> TestResult {
+    use axum::extract::Query;
+    use thesa_operator::controller::{ApiMetrics, PodTarget};
+    use thesa_operator::crd::AnalysisSource;
+
+    let asked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = asked.clone();
+    let router = axum::Router::new().route(
+        "/api/v1/query",
+        axum::routing::get(move |Query(q): Query<BTreeMap<String, String>>| {
+            let seen = seen.clone();
+            async move {
+                let query = q.get("query").cloned().unwrap_or_default();
+                seen.lock().unwrap().push(query.clone());
+                let canary = query.contains("thesa-canary-x");
+                let value = if query.starts_with("histogram_quantile") {
+                    if canary { "2.5" } else { "0.2" }
+                } else if query.contains("status=~") {
+                    if canary { "0.25" } else { "0" }
+                } else if canary {
+                    "40"
+                } else {
+                    "400"
+                };
+                axum::Json(json!({"status": "success", "data": {"resultType": "vector",
+                    "result": [{"metric": {}, "value": [1700000000, value]}]}}))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let source: AnalysisSource = serde_json::from_value(json!({
+        "type": "prometheus", "prometheus": {"url": url},
+    }))?;
+    let client = support::samples().await;
+    let target = |name: &str| PodTarget {
+        name: name.into(),
+        port: "8080".into(),
+        path: "/metrics".into(),
+    };
+    let request = ReadRequest {
+        client: &client,
+        namespace: NS,
+        deployment: "thesa",
+        source: &source,
+        canary: vec![target("thesa-canary-x")],
+        stable: vec![target("thesa-a"), target("thesa-b")],
+        interval: std::time::Duration::from_secs(60),
+    };
+    let reading = ApiMetrics::default().read(&request).await?;
+    let figures = |m: Measured| match m {
+        Measured::Figures(f) => f,
+        Measured::Counters(_) => panic!("prometheus gives figures"),
+    };
+    let canary = figures(reading.canary);
+    assert_eq!(
+        (
+            canary.requests,
+            canary.error_rate,
+            canary.latency_p99_seconds
+        ),
+        (40.0, Some(0.25), Some(2.5))
+    );
+    let stable = figures(reading.stable);
+    assert_eq!(stable.requests, 400.0);
+    let asked = asked.lock().unwrap().clone();
+    assert_eq!(asked.len(), 6, "three queries per track");
+    assert!(
+        asked.iter().any(|q| q.contains("pod=~\"thesa-a|thesa-b\"")),
+        "{asked:#?}"
+    );
+    assert!(
+        asked
+            .iter()
+            .all(|q| q.contains("namespace=\"default\"") && q.contains("[60s]"))
+    );
+    Ok(())
+}
