@@ -415,6 +415,9 @@ pub struct Observed<'a> {
     pub abort: bool,
     /// Whether every canary pod is ready.
     pub canary_ready: bool,
+    /// The canary Deployment reports that its pods cannot come up (its
+    /// progress deadline passed, or a replica failure): why.
+    pub canary_failed: Option<String>,
     /// Metrics read now (taken only when [`reading_due`] said so).
     pub reading: Option<Reading>,
     /// Now.
@@ -580,6 +583,10 @@ fn advance(
         status.message = Some("promoted by the thesa.io/rollout-promote annotation".into());
         return finish(status, RolloutPhase::Promoted, now);
     }
+    if let Some(why) = &observed.canary_failed {
+        status.message = Some(format!("the canary's pods cannot come up: {why}"));
+        return finish(status, RolloutPhase::RolledBack, now);
+    }
     // Analysis of the interval that ended.
     if let Some(reading) = &observed.reading {
         let baseline = status.baseline.clone();
@@ -602,8 +609,8 @@ fn advance(
             let verdict = if observed.canary_ready {
                 judge(settings, canary.as_ref())
             } else {
-                Verdict::Bad(format!(
-                    "not every one of the {} canary pods is ready",
+                Verdict::None(format!(
+                    "waiting for the {} canary pods to be ready",
                     status.canary_replicas
                 ))
             };

@@ -737,3 +737,33 @@ async fn the_prometheus_source_asks_the_query_api_per_track() -> TestResult {
     );
     Ok(())
 }
+
+/// A canary whose Deployment gives up (progress deadline) is rolled back.
+#[tokio::test]
+async fn a_canary_whose_pods_cannot_come_up_is_rolled_back() -> TestResult {
+    let h = Harness::canary_started(canary_deployment()).await;
+    let failing = json!({"status": {"conditions": [{"type": "Progressing", "status": "False",
+        "reason": "ProgressDeadlineExceeded",
+        "message": "ReplicaSet \"thesa-canary-1\" has timed out progressing."}]}});
+    Api::<Deployment>::namespaced(h.client.clone(), NS)
+        .patch_status(
+            "thesa-canary",
+            &PatchParams::default(),
+            &Patch::Merge(failing),
+        )
+        .await?;
+    h.reconcile(5).await?;
+    let status = h.rollout().await;
+    assert_eq!(status.phase, RolloutPhase::RolledBack);
+    assert!(
+        status
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("ProgressDeadlineExceeded")),
+        "{:?}",
+        status.message
+    );
+    assert!(h.deployment("thesa-canary").await.is_none());
+    assert_eq!(h.accepted("orders").await.1, "RolloutFailed");
+    Ok(())
+}

@@ -289,6 +289,7 @@ pub(super) async fn stage(
         promote: annotations.contains_key(PROMOTE_ANNOTATION),
         abort: annotations.contains_key(ABORT_ANNOTATION),
         canary_ready: canary_live.as_ref().is_some_and(all_ready),
+        canary_failed: canary_live.as_ref().and_then(failed),
         reading,
         now,
     };
@@ -436,6 +437,25 @@ fn all_ready(deployment: &Deployment) -> bool {
         && wanted > 0
         && status.ready_replicas.unwrap_or(0) >= wanted
         && status.updated_replicas.unwrap_or(0) >= wanted
+}
+
+/// Why a Deployment's pods cannot come up, when it says so: its progress
+/// deadline passed (`Progressing=False`) or a replica failure.
+fn failed(deployment: &Deployment) -> Option<String> {
+    let conditions = deployment.status.as_ref()?.conditions.as_ref()?;
+    conditions
+        .iter()
+        .find(|c| {
+            (c.type_ == "Progressing" && c.status == "False")
+                || (c.type_ == "ReplicaFailure" && c.status == "True")
+        })
+        .map(|c| {
+            format!(
+                "{}: {}",
+                c.reason.clone().unwrap_or_default(),
+                c.message.clone().unwrap_or_default()
+            )
+        })
 }
 
 /// Reads both tracks through the context's metrics source; a failure is
@@ -714,6 +734,19 @@ async fn replace_if_selector_differs(
     .map_err(Error::api(format!(
         "deleting Deployment {namespace}/{name} (orphaning its pods)"
     )))?;
+    // The garbage collector orphans the ReplicaSet before the Deployment
+    // goes: wait for it, a bounded while.
+    for _ in 0..50 {
+        let gone = api
+            .get_opt(&name)
+            .await
+            .map_err(Error::api(format!("reading Deployment {namespace}/{name}")))?
+            .is_none();
+        if gone {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let mut spec = spec.clone();
     spec.selector = wanted_selector;
     let replacement = Deployment {

@@ -286,6 +286,7 @@ fn observed<'a>(
         promote: false,
         abort: false,
         canary_ready: true,
+        canary_failed: None,
         reading: None,
         now,
     }
@@ -362,7 +363,21 @@ fn steps_progress_by_pause_then_promote() {
     // A canary pod not ready holds the step too.
     let mut o = observed(Some(&step2), "new", at(200));
     o.canary_ready = false;
-    assert_eq!(canary_status(next(&s, &o)).step, 2);
+    o.reading = reading(counters(500, 500, "0.1"));
+    let waiting = canary_status(next(&s, &o));
+    assert_eq!(waiting.step, 2);
+    assert_eq!(waiting.consecutive_failures, 0, "not ready is no verdict");
+    assert!(
+        waiting
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("waiting"))
+    );
+    // Pods that cannot come up (progress deadline): rolled back.
+    o.canary_failed = Some("ProgressDeadlineExceeded".into());
+    assert!(
+        matches!(next(&s, &o), Action::Rollback { status } if status.message.as_deref().is_some_and(|m| m.contains("ProgressDeadlineExceeded")))
+    );
     // Last pause over: promoted.
     match next(&s, &observed(Some(&step2), "new", at(200))) {
         Action::Promote { status } => {
