@@ -569,11 +569,15 @@ fn the_dashboard_queries_only_operator_metrics_that_exist() {
     telemetry.reconciled(true, 0.1);
     telemetry.definitions("ns/thesa", 1, 0);
     telemetry.set_leading(true);
+    telemetry.rollout("started");
+    telemetry.rollout_step("ns/thesa", 1);
     let exported = telemetry.encode();
     for name in [
         "thesa_operator_reconcile_total",
         "thesa_operator_definitions",
         "thesa_operator_leader",
+        "thesa_operator_rollouts_total",
+        "thesa_operator_rollout_step",
     ] {
         assert!(dashboard.contains(name), "the dashboard shows {name}");
         let family = name.trim_end_matches("_total");
