@@ -767,3 +767,29 @@ async fn a_canary_whose_pods_cannot_come_up_is_rolled_back() -> TestResult {
     assert_eq!(h.accepted("orders").await.1, "RolloutFailed");
     Ok(())
 }
+
+/// The split of a step at 1 and 20 replicas: at least one canary pod, the
+/// stable Deployment gives up as many but keeps one.
+#[tokio::test]
+async fn the_canary_split_at_one_and_twenty_replicas() -> TestResult {
+    for (replicas, canary, stable) in [(1, 1, 1), (20, 2, 18)] {
+        let mut tdep = canary_deployment();
+        tdep.spec.replicas = Some(replicas);
+        let h = Harness::canary_started(tdep).await;
+        assert_eq!(
+            (h.replicas("thesa-canary").await, h.replicas("thesa").await),
+            (Some(canary), Some(stable)),
+            "{replicas} replicas at 10%"
+        );
+        let status = h.rollout().await;
+        assert_eq!(
+            (status.canary_replicas, status.stable_replicas),
+            (canary, stable)
+        );
+        // Rolled back: the stable Deployment gets all its pods again.
+        h.annotate("thesa.io/rollout-abort").await;
+        h.reconcile(5).await?;
+        assert_eq!(h.replicas("thesa").await, Some(replicas));
+    }
+    Ok(())
+}
