@@ -516,8 +516,11 @@ pub fn next(settings: &Settings, observed: &Observed<'_>) -> Action {
     let candidate = observed.candidate;
     let previous = observed.status.cloned();
     let Some(stable) = observed.stable else {
-        // First rollout: nothing to compare with.
-        return Action::Apply { status: previous };
+        // First rollout (or the stable Deployment was deleted): nothing
+        // to compare with; a canary that ran is dropped.
+        return Action::Apply {
+            status: previous.filter(|s| !s.phase.running()),
+        };
     };
     let running = previous.as_ref().filter(|s| s.phase.running());
     match running {
@@ -560,6 +563,11 @@ fn advance(
     stable: &str,
 ) -> Action {
     let now = observed.now;
+    if observed.candidate == stable {
+        // The change was undone mid-canary: nothing left to roll out.
+        status.message = Some("the change was reverted mid-canary; canary removed".into());
+        return finish(status, RolloutPhase::Aborted, now);
+    }
     if status.revision.as_deref() != Some(observed.candidate) {
         // A newer change: start over on the newest revision.
         let mut fresh = start(settings, observed.candidate, stable, now);

@@ -493,3 +493,27 @@ fn revision_is_checksum_and_image() {
     assert_eq!(revision_of(&deployment).as_deref(), Some("sha256:ab@bff:1"));
     assert_eq!(revision_of(&serde_json::json!({})), None);
 }
+
+#[test]
+fn a_reverted_change_or_a_deleted_stable_ends_the_canary() {
+    let s = settings();
+    let started = canary_status(next(&s, &observed(None, "new", at(0))));
+    // The candidate is the stable revision again.
+    match next(&s, &observed(Some(&started), "old", at(5))) {
+        Action::Rollback { status } => {
+            assert_eq!(status.phase, RolloutPhase::Aborted);
+            assert!(
+                status
+                    .message
+                    .as_deref()
+                    .is_some_and(|m| m.contains("reverted"))
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // No stable Deployment any more: applied as a first rollout, the
+    // canary's state dropped.
+    let mut o = observed(Some(&started), "new", at(5));
+    o.stable = None;
+    assert_eq!(next(&s, &o), Action::Apply { status: None });
+}
