@@ -9,6 +9,13 @@
 //! change: a broken revision is rejected and the old one keeps being
 //! served, a good one is projected and hot-reloaded, a removed one
 //! disappears. Each verified stage is printed (`make e2e` shows them).
+//! A second test runs a canary (`spec.rollout.strategy: canary`, second-long
+//! steps): a stable and a canary `thesa-bff`, each on the projected
+//! ConfigMaps of its Deployment, traffic from the test, the operator
+//! judging their real `/metrics` (read over HTTP where the API server's pod
+//! proxy would read them): a change whose new page's backend answers 500
+//! is rolled back and the stable BFF never serves it; a good change is
+//! promoted through every step.
 //!
 //! Needs `target/debug/thesa-bff` (`make e2e` and `make test` build it),
 //! PostgreSQL server binaries and redis-server (`scripts/test-deps.sh`).
@@ -261,7 +268,8 @@ async fn start_bff(client: &Client, pod: &Pod, deployment: &Value) -> Bff {
 type Calls = Arc<Mutex<Vec<(String, Value)>>>;
 
 /// orders-svc, inventory-svc and customers-svc (with its token endpoint),
-/// all on one local server.
+/// all on one local server. `GET /order-statuses` answers 500: the canary
+/// test's bad change adds a page on it.
 async fn backends(calls: Calls) -> String {
     let record = move |request: Request| {
         let calls = calls.clone();
@@ -307,6 +315,15 @@ async fn backends(calls: Calls) -> String {
                 (
                     axum::http::StatusCode::ACCEPTED,
                     axum::Json(json!({"restock_id": "r1"})),
+                )
+            }),
+        )
+        .route(
+            "/order-statuses",
+            get(|| async {
+                (
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                    axum::Json(json!({"title": "statuses are down"})),
                 )
             }),
         )
@@ -749,4 +766,417 @@ async fn definitions_flow_from_custom_resources_to_a_serving_bff() {
         "a deleted definition was removed from the projection and its domain disappeared from the BFF",
     );
     drop(bff);
+}
+
+/// The canary's metrics source in the pipeline: the real `/metrics` of the
+/// BFF processes, read over HTTP where the API server's pod proxy would
+/// read them, by pod name.
+struct ProcessMetrics {
+    urls: Mutex<BTreeMap<String, String>>,
+}
+
+impl controller::MetricsSource for ProcessMetrics {
+    fn read<'a>(
+        &'a self,
+        request: &'a controller::ReadRequest<'a>,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<thesa_operator::rollout::Reading, String>>
+                + Send
+                + 'a,
+        >,
+    > {
+        Box::pin(async move {
+            let mut tracks = Vec::new();
+            for pods in [&request.canary, &request.stable] {
+                let mut texts = Vec::new();
+                for pod in pods.iter() {
+                    let url = self.urls.lock().unwrap().get(&pod.name).cloned();
+                    let Some(url) = url else {
+                        return Err(format!("no process for pod {}", pod.name));
+                    };
+                    let text = reqwest::get(format!("{url}{}", pod.path))
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .text()
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    texts.push(text);
+                }
+                let counters =
+                    thesa_operator::rollout::parse_counters(texts.iter().map(String::as_str))?;
+                tracks.push(thesa_operator::rollout::Measured::Counters(counters));
+            }
+            let stable = tracks.pop().unwrap();
+            let canary = tracks.pop().unwrap();
+            Ok(thesa_operator::rollout::Reading { canary, stable })
+        })
+    }
+}
+
+/// A Running pod object of one track, for the operator's pod listing.
+async fn pod_object(client: &Client, name: &str, canary: bool) {
+    let mut labels =
+        json!({"app.kubernetes.io/name": "thesa-bff", "app.kubernetes.io/instance": "thesa"});
+    if canary {
+        labels["thesa.io/track"] = json!("canary");
+    }
+    let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": NS, "labels": labels,
+                     "annotations": {"prometheus.io/port": "8080", "prometheus.io/path": "/metrics"}},
+        "spec": {"containers": [{"name": "thesa-bff", "image": "thesa-bff"}]},
+        "status": {"phase": "Running"},
+    }))
+    .unwrap();
+    let api: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), NS);
+    let _ = api.delete(name, &DeleteParams::default()).await;
+    api.create(&PostParams::default(), &pod).await.unwrap();
+}
+
+/// One reconcile with the process metrics, then the kubelet's part: the
+/// Deployments report their pods ready.
+async fn reconcile_canary(client: &Client, metrics: &Arc<ProcessMetrics>) {
+    let definitions: Api<ThesaDefinition> = Api::all(client.clone());
+    let revisions = Revisions::default();
+    let (store, mut writer) = reflector::store();
+    writer.apply_watcher_event(&watcher::Event::Init);
+    for definition in definitions.list(&ListParams::default()).await.unwrap() {
+        writer.apply_watcher_event(&cached_event(
+            watcher::Event::InitApply(definition),
+            &revisions,
+        ));
+    }
+    writer.apply_watcher_event(&watcher::Event::InitDone);
+    let handlers = thesa_core::validate::known_handlers(None);
+    let mut ctx = Context::new(client.clone(), store, handlers);
+    ctx.metrics = metrics.clone();
+    let tdep = Api::<ThesaDeployment>::namespaced(client.clone(), NS)
+        .get("thesa")
+        .await
+        .unwrap();
+    controller::reconcile(Arc::new(tdep), Arc::new(ctx))
+        .await
+        .unwrap();
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
+    for name in ["thesa", "thesa-canary"] {
+        if let Some(d) = deployments.get_opt(name).await.unwrap() {
+            let n = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+            let status = json!({"status": {"observedGeneration": d.metadata.generation,
+                "replicas": n, "readyReplicas": n, "updatedReplicas": n}});
+            deployments
+                .patch_status(
+                    name,
+                    &kube::api::PatchParams::default(),
+                    &kube::api::Patch::Merge(status),
+                )
+                .await
+                .unwrap();
+        }
+    }
+}
+
+async fn rollout_phase(client: &Client) -> Option<thesa_operator::crd::RolloutPhase> {
+    Api::<ThesaDeployment>::namespaced(client.clone(), NS)
+        .get("thesa")
+        .await
+        .unwrap()
+        .status
+        .and_then(|s| s.rollout)
+        .map(|r| r.phase)
+}
+
+/// `n` requests for `path` to a BFF; their statuses.
+async fn traffic(bff: &Bff, token: &str, path: &str, n: usize) -> Vec<u16> {
+    let mut statuses = Vec::new();
+    for _ in 0..n {
+        let (status, _, _) = call("GET", format!("{}{path}", bff.url), token, None, None).await;
+        statuses.push(status.as_u16());
+    }
+    statuses
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_rolls_back_a_failing_definition_and_promotes_a_good_one() {
+    use thesa_operator::crd::RolloutPhase;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let database_server = postgres::Postgres::start();
+    let database = database_server.database();
+    let redis = redis::Redis::start();
+    let backends = backends(Calls::default()).await;
+    let mut specs = BTreeMap::new();
+    for service in ["orders-svc", "inventory-svc", "customers-svc"] {
+        let file = format!("{service}.yaml");
+        specs.insert(
+            file.clone(),
+            std::fs::read_to_string(repo().join("specs").join(&file)).unwrap(),
+        );
+    }
+    let specs: ConfigMap = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "thesa-backend-specs", "namespace": NS},
+        "data": specs,
+    }))
+    .unwrap();
+    // Second-long steps and intervals; one bad interval rolls back.
+    let mut tdep = deployment(&backends);
+    tdep.spec.rollout = Some(
+        serde_json::from_value(json!({
+            "strategy": "canary",
+            "steps": [{"weight": 50, "pause": "1s"}, {"weight": 100, "pause": "1s"}],
+            "analysis": {"interval": "1s", "minRequests": 5, "failureLimit": 1},
+        }))
+        .unwrap(),
+    );
+    let mut builder = ClientBuilder::new()
+        .with_resource::<ThesaDefinition>()
+        .with_resource::<ThesaDeployment>()
+        .with_resource::<k8s_openapi::api::core::v1::Pod>()
+        .with_status_subresource::<ThesaDefinition>()
+        .with_status_subresource::<ThesaDeployment>()
+        .with_status_subresource::<Deployment>()
+        .with_object(tdep)
+        .with_object(specs)
+        .with_object(secret("thesa-db-credentials", "dsn", &database.url))
+        .with_object(secret("thesa-redis", "addr", &redis.addr))
+        .with_object(secret("thesa-service-tokens", "customers-svc", "s3cret"));
+    for domain in ["orders", "inventory", "customers"] {
+        let definition: ThesaDefinition =
+            serde_json::from_value(manifest(&format!("samples/definitions/{domain}.yaml")))
+                .unwrap();
+        builder = builder.with_object(definition);
+    }
+    let client = builder.build().await.unwrap();
+    let metrics = Arc::new(ProcessMetrics {
+        urls: Mutex::new(BTreeMap::new()),
+    });
+
+    // The first rollout: the stable BFF.
+    reconcile_canary(&client, &metrics).await;
+    assert_eq!(
+        rollout_phase(&client).await,
+        None,
+        "the first rollout is immediate"
+    );
+    let stable_deployment = deployment_json(&client).await;
+    let mut stable_pod = Pod {
+        root: tempfile::tempdir().unwrap(),
+        volumes: BTreeMap::new(),
+    };
+    stable_pod.project(&client, &stable_deployment).await;
+    let stable = start_bff(&client, &stable_pod, &stable_deployment).await;
+    pod_object(&client, "thesa-stable-0", false).await;
+    metrics
+        .urls
+        .lock()
+        .unwrap()
+        .insert("thesa-stable-0".into(), stable.url.clone());
+    let config = stable_pod.local("/config").join("config.yaml");
+    let clerk = token(&config, "alice", "order_clerk");
+    stage("canary pipeline: the stable thesa-bff serves the first rollout");
+
+    // A bad change: a new page on a backend that answers 500.
+    let bad_page = "  pages:\n    - id: orders.statuses_page\n      title: Statuses\n      route: /orders/statuses\n      layout: table\n      capabilities: [orders:view]\n      table:\n        data_source:\n          operation_id: listOrderStatuses\n          service_id: orders-svc\n          mapping:\n            items_path: items\n        columns:\n          - field: label\n            label: Label\n            type: text\n";
+    edit_definition(
+        &client,
+        "orders",
+        &[("\n  pages:\n", &format!("\n{bad_page}"))],
+    )
+    .await;
+    reconcile_canary(&client, &metrics).await;
+    assert_eq!(
+        rollout_phase(&client).await,
+        Some(RolloutPhase::Progressing)
+    );
+    let canary_deployment = serde_json::to_value(
+        Api::<Deployment>::namespaced(client.clone(), NS)
+            .get("thesa-canary")
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let mut canary_pod = Pod {
+        root: tempfile::tempdir().unwrap(),
+        volumes: BTreeMap::new(),
+    };
+    canary_pod.project(&client, &canary_deployment).await;
+    let canary = start_bff(&client, &canary_pod, &canary_deployment).await;
+    pod_object(&client, "thesa-canary-0", true).await;
+    metrics
+        .urls
+        .lock()
+        .unwrap()
+        .insert("thesa-canary-0".into(), canary.url.clone());
+    stage(
+        "a definition change started a canary: thesa-canary runs on its own ConfigMaps beside the stable BFF",
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut canary_statuses = Vec::new();
+    while rollout_phase(&client).await != Some(RolloutPhase::RolledBack) {
+        assert!(
+            Instant::now() < deadline,
+            "the bad canary was not rolled back"
+        );
+        canary_statuses
+            .extend(traffic(&canary, &clerk, "/ui/pages/orders.statuses_page/data", 5).await);
+        let stable_statuses = traffic(&stable, &clerk, "/ui/pages/orders.list/data", 5).await;
+        assert!(
+            stable_statuses.iter().all(|s| *s == 200),
+            "{stable_statuses:?}"
+        );
+        reconcile_canary(&client, &metrics).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        canary_statuses.iter().all(|s| *s >= 500),
+        "{canary_statuses:?}"
+    );
+    let rolled_back = Api::<ThesaDeployment>::namespaced(client.clone(), NS)
+        .get("thesa")
+        .await
+        .unwrap()
+        .status
+        .and_then(|s| s.rollout)
+        .unwrap();
+    assert!(
+        rolled_back
+            .message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("error rate 100.00%"),
+        "figures from the canary's real /metrics: {:?}",
+        rolled_back.message
+    );
+    assert_eq!(
+        accepted(&client, "orders").await,
+        ("False".to_string(), "RolloutFailed".to_string())
+    );
+    assert!(
+        Api::<Deployment>::namespaced(client.clone(), NS)
+            .get_opt("thesa-canary")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    drop(canary);
+    // The stable BFF never served the page: neither its ConfigMap nor the
+    // process has it.
+    stable_pod
+        .project(&client, &deployment_json(&client).await)
+        .await;
+    let served =
+        std::fs::read_to_string(stable_pod.local("/definitions").join("orders.yaml")).unwrap();
+    assert!(!served.contains("orders.statuses_page"));
+    let (status, _, _) = call(
+        "GET",
+        format!("{}/ui/pages/orders.statuses_page", stable.url),
+        &clerk,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    stage(
+        "the canary's 5xx rolled it back: canary removed, orders marked RolloutFailed, the stable BFF never served the page",
+    );
+
+    // A good change: promoted through every step.
+    edit_definition(
+        &client,
+        "orders",
+        &[("title: Orders\n", "title: All orders\n")],
+    )
+    .await;
+    reconcile_canary(&client, &metrics).await;
+    assert_eq!(
+        rollout_phase(&client).await,
+        Some(RolloutPhase::Progressing)
+    );
+    let canary_deployment = serde_json::to_value(
+        Api::<Deployment>::namespaced(client.clone(), NS)
+            .get("thesa-canary")
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let mut canary_pod = Pod {
+        root: tempfile::tempdir().unwrap(),
+        volumes: BTreeMap::new(),
+    };
+    canary_pod.project(&client, &canary_deployment).await;
+    let canary = start_bff(&client, &canary_pod, &canary_deployment).await;
+    metrics
+        .urls
+        .lock()
+        .unwrap()
+        .insert("thesa-canary-0".into(), canary.url.clone());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // The step the canary started at, as the status says.
+    let mut steps: std::collections::BTreeSet<i32> =
+        Api::<ThesaDeployment>::namespaced(client.clone(), NS)
+            .get("thesa")
+            .await
+            .unwrap()
+            .status
+            .and_then(|s| s.rollout)
+            .map(|r| r.step)
+            .into_iter()
+            .collect();
+    while rollout_phase(&client).await != Some(RolloutPhase::Promoted) {
+        assert!(
+            Instant::now() < deadline,
+            "the good canary was not promoted"
+        );
+        let statuses = traffic(&canary, &clerk, "/ui/pages/orders.list/data", 5).await;
+        assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+        traffic(&stable, &clerk, "/ui/pages/orders.list/data", 5).await;
+        reconcile_canary(&client, &metrics).await;
+        if let Some(r) = Api::<ThesaDeployment>::namespaced(client.clone(), NS)
+            .get("thesa")
+            .await
+            .unwrap()
+            .status
+            .and_then(|s| s.rollout)
+        {
+            assert_ne!(r.phase, RolloutPhase::RolledBack, "{:?}", r.message);
+            steps.insert(r.step);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let promoted = Api::<ThesaDeployment>::namespaced(client.clone(), NS)
+        .get("thesa")
+        .await
+        .unwrap()
+        .status
+        .and_then(|s| s.rollout)
+        .unwrap();
+    let figures = promoted.canary.expect("figures of a judged interval");
+    assert!(
+        figures.requests >= 5.0 && figures.error_rate == Some(0.0),
+        "{figures:?}"
+    );
+    assert!(
+        steps.contains(&1) && steps.contains(&2),
+        "every step ran: {steps:?}"
+    );
+    assert!(
+        Api::<Deployment>::namespaced(client.clone(), NS)
+            .get_opt("thesa-canary")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(accepted(&client, "orders").await.0, "True");
+    stable_pod
+        .project(&client, &deployment_json(&client).await)
+        .await;
+    let served =
+        std::fs::read_to_string(stable_pod.local("/definitions").join("orders.yaml")).unwrap();
+    assert!(served.contains("title: All orders"));
+    stage(
+        "a good change went through every canary step on real /metrics and was promoted: the stable ConfigMaps serve it, the canary is gone",
+    );
+    drop(canary);
+    drop(stable);
 }

@@ -139,6 +139,7 @@ fn reconcile(
         previous_versions: String::new(),
         secret_versions: Vec::new(),
         handlers: BTreeSet::new(),
+        rollout_failed: Default::default(),
     };
     match plans.plan(snapshot).as_ref() {
         Plan::Ready { outcome, children } => {

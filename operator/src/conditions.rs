@@ -16,6 +16,10 @@ pub const DEGRADED: &str = "Degraded";
 /// ThesaDeployment: every selected definition passed validation.
 pub const DEFINITIONS_VALID: &str = "DefinitionsValid";
 
+/// ThesaDeployment: how the last canary rollout went (True while it runs
+/// and after promotion, False after a rollback).
+pub const ROLLOUT: &str = "Rollout";
+
 /// Reasons.
 pub mod reason {
     /// The definition passed validation.
@@ -46,6 +50,18 @@ pub mod reason {
     pub const AS_EXPECTED: &str = "AsExpected";
     /// The Deployment reports a failure (quota, image pull, deadline).
     pub const DEPLOYMENT_FAILED: &str = "DeploymentFailed";
+    /// The definition passed validation, but its canary was rolled back.
+    pub const ROLLOUT_FAILED: &str = "RolloutFailed";
+    /// A canary runs and is measured.
+    pub const CANARY_PROGRESSING: &str = "CanaryProgressing";
+    /// A canary is held at its step by `spec.rollout.paused`.
+    pub const CANARY_PAUSED: &str = "CanaryPaused";
+    /// The canary was promoted.
+    pub const PROMOTED: &str = "Promoted";
+    /// The canary was rolled back after bad intervals.
+    pub const ROLLED_BACK: &str = "RolledBack";
+    /// The canary was rolled back by the abort annotation.
+    pub const ABORTED: &str = "Aborted";
 }
 
 /// Sets condition `type_` in `conditions`, keeping its transition time

@@ -18,7 +18,7 @@ use k8s_openapi::api::core::v1::{
     Affinity, ConfigMapKeySelector, EnvVar, LocalObjectReference, ResourceRequirements,
     SecretKeySelector, Toleration, TopologySpreadConstraint,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
@@ -140,6 +140,11 @@ pub struct StatusFinding {
         json_path = ".status.definitions.accepted"
     ),
     printcolumn(
+        name = "Rollout",
+        type_ = "string",
+        json_path = ".status.rollout.phase"
+    ),
+    printcolumn(
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
@@ -226,6 +231,151 @@ pub struct ThesaDeploymentSpec {
     /// state until this is false again. Status is still reported.
     #[serde(default)]
     pub paused: bool,
+    /// How a change of what the pods serve (accepted definitions, config,
+    /// policies, specs, secrets, image) reaches them: at once (`immediate`,
+    /// the default) or through a canary that is measured step by step and
+    /// rolled back automatically (`canary`). See docs/operator.md,
+    /// "Progressive delivery".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutSpec>,
+}
+
+/// Progressive delivery of changes.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("(has(self.strategy) && self.strategy == 'canary') || (!has(self.steps) && !has(self.analysis))").message("steps and analysis apply to strategy canary only"))]
+pub struct RolloutSpec {
+    /// `immediate` (default): every pod takes a change at once, by the
+    /// Deployment's rolling update. `canary`: a second Deployment
+    /// `<name>-canary` runs the change on a share of the pods first.
+    #[serde(default)]
+    pub strategy: RolloutStrategy,
+    /// The canary's steps, in order; the canary is promoted after the last
+    /// one. Default: the deployment guide's 5% for 10m, 25% for 10m, 100%
+    /// for 30m.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(min = 1, max = 20))]
+    #[x_kube(validation = kube::core::Rule::new("self.all(a, self.exists_one(b, b.weight == a.weight))").message("each step needs its own weight"))]
+    pub steps: Vec<CanaryStep>,
+    /// How each interval of the canary is judged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<Analysis>,
+    /// Hold the canary at its current step: analysis goes on (and can
+    /// still roll back), but no step is taken until this is false again.
+    /// The annotation `thesa.io/rollout-promote` promotes at once, and
+    /// `thesa.io/rollout-abort` rolls back at once.
+    #[serde(default)]
+    pub paused: bool,
+}
+
+/// How changes reach the pods.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RolloutStrategy {
+    /// Every pod at once (the Deployment's rolling update).
+    #[default]
+    Immediate,
+    /// A measured canary first, promoted or rolled back automatically.
+    Canary,
+}
+
+/// One step of a canary.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryStep {
+    /// Share of the pods (and so of the traffic the Service spreads over
+    /// them) that run the change, in percent. The canary gets at least one
+    /// pod; the stable Deployment gives up as many.
+    #[schemars(range(min = 1, max = 100))]
+    pub weight: i32,
+    /// How long the step lasts before the next one (`10m`, `30s`).
+    pub pause: thesa_core::duration::Duration,
+}
+
+/// How the canary is measured and judged.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Analysis {
+    /// Length of one measured interval (default `1m`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<thesa_core::duration::Duration>,
+    /// Highest share of 5xx answers among the canary's requests in an
+    /// interval, as a fraction (default `0.01`, the guide's 1%).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub max_error_rate: Option<f64>,
+    /// Highest 99th percentile of the canary's request durations in an
+    /// interval (default `2s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_latency_p99: Option<thesa_core::duration::Duration>,
+    /// Fewest canary requests in an interval for a verdict (default 20):
+    /// with fewer, the interval counts neither way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub min_requests: Option<i64>,
+    /// Consecutive bad intervals that roll the canary back (default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub failure_limit: Option<i32>,
+    /// Where the figures come from (default: the pods' own `/metrics`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<AnalysisSource>,
+}
+
+/// Where the analysis reads the figures.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("!has(self.type) || self.type != 'prometheus' || has(self.prometheus)").message("type prometheus needs the prometheus settings"))]
+pub struct AnalysisSource {
+    /// `pods` (default): the BFF pods' own `/metrics`, read through the API
+    /// server's pod proxy, nothing else to install. `prometheus`: a
+    /// Prometheus-compatible query API.
+    #[serde(default, rename = "type")]
+    pub type_: AnalysisSourceType,
+    /// The Prometheus settings, for type `prometheus`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<PrometheusSource>,
+}
+
+/// Kinds of analysis source.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AnalysisSourceType {
+    /// The pods' `/metrics`, through the API server's pod proxy.
+    #[default]
+    Pods,
+    /// A Prometheus-compatible query API.
+    Prometheus,
+}
+
+/// A Prometheus-compatible query API and the queries to ask it. In each
+/// query `$namespace` is the namespace, `$pods` a regular expression of
+/// the pod names of one track (canary or stable) and `$interval` the
+/// analysis interval in seconds (`60s`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PrometheusSource {
+    /// Base URL of the API, such as `http://prometheus.monitoring:9090`.
+    #[schemars(regex(pattern = r"^https?://"))]
+    pub url: String,
+    /// Queries; each has a default over the BFF's own metrics.
+    #[serde(default)]
+    pub queries: PrometheusQueries,
+}
+
+/// The queries of a Prometheus source (each returns one number).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PrometheusQueries {
+    /// Requests in the interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<String>,
+    /// Share of 5xx answers in the interval (a fraction).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_rate: Option<String>,
+    /// 99th percentile of request durations in the interval, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_p99: Option<String>,
 }
 
 /// Image pull policy.
@@ -449,6 +599,134 @@ pub struct ThesaDeploymentStatus {
     /// The image being rolled out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// The canary rollout under way, or the last one (strategy `canary`).
+    /// The operator keeps its whole state here, so a restart continues
+    /// where it stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutStatus>,
+}
+
+/// Where a canary rollout stands.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutStatus {
+    /// `Progressing`, `Paused`, `Promoted`, `RolledBack` or `Aborted`.
+    pub phase: RolloutPhase,
+    /// The revision the canary runs (`<pod template checksum>@<image>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    /// The revision the stable Deployment runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_revision: Option<String>,
+    /// The current step, counted from 1 (0 before the first).
+    #[serde(default)]
+    pub step: i32,
+    /// How many steps there are.
+    #[serde(default)]
+    pub steps: i32,
+    /// The current step's weight, percent.
+    #[serde(default)]
+    pub weight: i32,
+    /// Pods of the canary.
+    #[serde(default)]
+    pub canary_replicas: i32,
+    /// Pods of the stable Deployment while the canary runs.
+    #[serde(default)]
+    pub stable_replicas: i32,
+    /// When the rollout started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+    /// When the current step started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_started_at: Option<Time>,
+    /// When the rollout was promoted or rolled back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Time>,
+    /// Bad intervals in a row so far.
+    #[serde(default)]
+    pub consecutive_failures: i32,
+    /// The last judged interval: the canary's figures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<AnalysisFigures>,
+    /// The last judged interval: the stable pods' figures, for comparison.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable: Option<AnalysisFigures>,
+    /// The counters at the start of the interval being measured (source
+    /// `pods`), by track.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<Baseline>,
+    /// What happened last, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// After a rollback: the ThesaDefinitions (`namespace/name`) whose
+    /// generation was rolled back; those generations stay refused, and
+    /// their previous revisions served, until a new generation arrives.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub failed_definitions: BTreeMap<String, i64>,
+}
+
+/// Phases of a canary rollout.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum RolloutPhase {
+    /// The canary runs and is measured.
+    #[default]
+    Progressing,
+    /// Held at its step by `spec.rollout.paused`.
+    Paused,
+    /// Promoted: the stable Deployment runs the revision.
+    Promoted,
+    /// Rolled back after bad intervals: the stable Deployment kept its
+    /// revision.
+    RolledBack,
+    /// Rolled back by the abort annotation.
+    Aborted,
+}
+
+impl RolloutPhase {
+    /// Whether a canary runs in this phase.
+    pub fn running(self) -> bool {
+        matches!(self, Self::Progressing | Self::Paused)
+    }
+}
+
+/// One track's figures over one interval.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisFigures {
+    /// Requests answered.
+    pub requests: f64,
+    /// Share answered with a 5xx status (a fraction).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_rate: Option<f64>,
+    /// 99th percentile of the request durations, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_p99_seconds: Option<f64>,
+}
+
+/// Cumulative counters of both tracks at the start of an interval.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Baseline {
+    /// When they were read.
+    pub at: Time,
+    /// The canary's counters.
+    pub canary: Counters,
+    /// The stable pods' counters.
+    pub stable: Counters,
+}
+
+/// Cumulative request counters summed over one track's pods.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Counters {
+    /// Requests answered.
+    pub requests: f64,
+    /// Requests answered with a 5xx status.
+    pub errors: f64,
+    /// The request-duration histogram: upper bound (seconds, as written
+    /// in the `le` label) to cumulative count.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub buckets: BTreeMap<String, f64>,
 }
 
 /// Counts of the selected definitions.

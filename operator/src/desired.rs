@@ -265,7 +265,8 @@ fn yaml<T: serde::Serialize>(what: &'static str, value: &T) -> Result<String, Bu
 }
 
 /// What a pod depends on: config, policies, specs, referenced secrets and,
-/// unless the BFF hot-reloads them, the definitions.
+/// unless the BFF hot-reloads them (and no canary measures them first),
+/// the definitions.
 fn rollout_checksum(
     input: &Input<'_>,
     config: &BTreeMap<String, Arc<str>>,
@@ -273,7 +274,9 @@ fn rollout_checksum(
     definitions: &BTreeMap<String, Arc<str>>,
 ) -> Checksum {
     let mut groups = vec![("config", config), ("specs", specs)];
-    if !input.deployment.spec.definitions.hot_reload {
+    // With a canary, definition changes go through it like any change.
+    if !input.deployment.spec.definitions.hot_reload || crate::rollout::is_canary(input.deployment)
+    {
         groups.push(("definitions", definitions));
     }
     let mut parts: Vec<Vec<u8>> = Vec::new();
@@ -537,7 +540,7 @@ fn deployment(
             "type": "RollingUpdate",
             "rollingUpdate": { "maxSurge": 1, "maxUnavailable": 0 },
         },
-        "selector": { "matchLabels": meta.selector },
+        "selector": stable_selector(tdep, &meta.selector),
         "template": {
             "metadata": { "labels": pod_labels, "annotations": annotations },
             "spec": pod,
@@ -554,6 +557,94 @@ fn deployment(
         &name,
         json!({ "spec": deployment_spec }),
     ))
+}
+
+/// The stable Deployment's selector. With strategy `canary` it leaves out
+/// the canary's pods (which carry the same labels plus the track label),
+/// so that the two Deployments never select each other's pods; otherwise
+/// it is the plain label selector. A Deployment's selector cannot change:
+/// switching strategy replaces the Deployment, keeping its pods (see
+/// `controller/rollout.rs`).
+pub fn stable_selector(tdep: &ThesaDeployment, labels: &BTreeMap<String, String>) -> Value {
+    if crate::rollout::is_canary(tdep) {
+        json!({
+            "matchLabels": labels,
+            "matchExpressions": [{
+                "key": crate::rollout::TRACK_LABEL,
+                "operator": "NotIn",
+                "values": [crate::rollout::CANARY_TRACK],
+            }],
+        })
+    } else {
+        json!({ "matchLabels": labels })
+    }
+}
+
+/// The canary of a ThesaDeployment `name` from the candidate's children:
+/// its ConfigMaps renamed `<name>-canary-<what>` (config, specs and
+/// definitions shards, same content), and the Deployment `<name>-canary`
+/// mounting them, its pods labelled `thesa.io/track: canary`, with
+/// `replicas` pods and no autoscaler.
+pub fn canary_children(
+    children: &Children,
+    name: &str,
+    replicas: i32,
+) -> (Vec<ConfigMapChild>, Option<Value>) {
+    use crate::rollout::{CANARY_TRACK, TRACK_LABEL};
+    let prefix = format!("{name}-");
+    let rename = |child: &str| match child.strip_prefix(&prefix) {
+        Some(rest) => format!("{name}-canary-{rest}"),
+        None => child.to_string(),
+    };
+    let config_maps = children
+        .config_maps
+        .iter()
+        .map(|cm| {
+            let mut metadata = cm.metadata.clone();
+            metadata["name"] = json!(rename(&cm.name));
+            metadata["labels"][TRACK_LABEL] = json!(CANARY_TRACK);
+            ConfigMapChild::new(metadata, cm.data.clone())
+        })
+        .collect();
+    let deployment = children
+        .workload
+        .iter()
+        .find(|o| o["kind"] == "Deployment")
+        .map(|stable| {
+            let mut canary = stable.clone();
+            canary["metadata"]["name"] = json!(format!("{name}-canary"));
+            canary["metadata"]["labels"][TRACK_LABEL] = json!(CANARY_TRACK);
+            let labels = stable
+                .pointer("/spec/selector/matchLabels")
+                .cloned()
+                .unwrap_or_default();
+            canary["spec"]["selector"] = json!({ "matchLabels": labels });
+            canary["spec"]["selector"]["matchLabels"][TRACK_LABEL] = json!(CANARY_TRACK);
+            canary["spec"]["template"]["metadata"]["labels"][TRACK_LABEL] = json!(CANARY_TRACK);
+            canary["spec"]["replicas"] = json!(replicas);
+            if let Some(volumes) = canary
+                .pointer_mut("/spec/template/spec/volumes")
+                .and_then(Value::as_array_mut)
+            {
+                for volume in volumes {
+                    if let Some(cm) = volume.pointer_mut("/configMap/name") {
+                        *cm = json!(rename(cm.as_str().unwrap_or_default()));
+                    }
+                    if let Some(sources) = volume
+                        .pointer_mut("/projected/sources")
+                        .and_then(Value::as_array_mut)
+                    {
+                        for source in sources {
+                            if let Some(cm) = source.pointer_mut("/configMap/name") {
+                                *cm = json!(rename(cm.as_str().unwrap_or_default()));
+                            }
+                        }
+                    }
+                }
+            }
+            canary
+        });
+    (config_maps, deployment)
 }
 
 fn is_empty(value: &Value) -> bool {

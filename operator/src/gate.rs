@@ -30,6 +30,9 @@ pub struct Candidate {
     pub generation: Option<i64>,
     /// The revision: loaded, and its ConfigMap text.
     pub revision: Arc<Revision>,
+    /// This generation was rolled back by a canary: refused like an
+    /// invalid one, its previous revision kept.
+    pub rollout_failed: bool,
 }
 
 /// A definition file in the definitions ConfigMap.
@@ -58,6 +61,8 @@ pub struct Verdict {
     pub checksum: Option<Checksum>,
     /// Whether an earlier revision keeps being served instead.
     pub kept_previous: bool,
+    /// Refused because a canary of this generation was rolled back.
+    pub rollout_failed: bool,
 }
 
 /// What the deployment serves and why.
@@ -93,7 +98,11 @@ pub fn decide(
         .map(|c| c.revision.load_findings.clone())
         .collect();
     let loaded: Vec<&LoadedDefinition> = candidates.iter().map(|c| &c.revision.loaded).collect();
-    let mut accepted: Vec<bool> = findings.iter().map(|f| !has_errors(f)).collect();
+    let mut accepted: Vec<bool> = findings
+        .iter()
+        .zip(&candidates)
+        .map(|(f, c)| !has_errors(f) && !c.rollout_failed)
+        .collect();
 
     // Round one: every current revision, together.
     let by_source: HashMap<&str, usize> = loaded
@@ -232,6 +241,7 @@ fn verdicts(
             findings.dedup();
             let kept_previous = !accepted && served.iter().any(|f| f.owner == candidate.name);
             Verdict {
+                rollout_failed: candidate.rollout_failed,
                 checksum: candidate.revision.checksum,
                 name: candidate.name,
                 generation: candidate.generation,

@@ -13,6 +13,7 @@ pub mod manifest;
 pub mod plan;
 pub mod render;
 pub mod revision;
+pub mod rollout;
 pub mod selector;
 pub mod telemetry;
 pub mod webhook;

@@ -58,6 +58,12 @@ enum Command {
         /// Namespace of manifests that do not name one.
         #[arg(short, long, default_value = "default")]
         namespace: String,
+        /// For ThesaDeployments with `spec.rollout.strategy: canary`: print
+        /// what step N (from 1) of a canary of this input applies instead
+        /// (the canary's ConfigMaps and Deployment, the stable pods it
+        /// takes)
+        #[arg(long, value_name = "N")]
+        canary_step: Option<usize>,
     },
 }
 
@@ -106,12 +112,13 @@ fn main() -> ExitCode {
             paths,
             specs,
             namespace,
+            canary_step,
         } => {
             let manifests = match render::read(&paths, &namespace) {
                 Ok(manifests) => manifests,
                 Err(err) => return fail(&err.to_string()),
             };
-            match render::render(&manifests, specs.as_deref()) {
+            match render::render_with(&manifests, specs.as_deref(), canary_step) {
                 Ok(rendered) => {
                     eprint!("{}", rendered.report);
                     let code = if rendered.failed {

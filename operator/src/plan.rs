@@ -45,6 +45,9 @@ pub struct Snapshot<'a> {
     pub secret_versions: Vec<String>,
     /// Registered SDK handler names.
     pub handlers: BTreeSet<String>,
+    /// Definition generations a canary rolled back (`namespace/name` to
+    /// generation, from `status.rollout.failedDefinitions`): refused.
+    pub rollout_failed: BTreeMap<String, i64>,
 }
 
 /// What to do for one ThesaDeployment.
@@ -87,6 +90,7 @@ impl Snapshot<'_> {
         self.previous_versions.hash(&mut hasher);
         self.secret_versions.hash(&mut hasher);
         self.handlers.hash(&mut hasher);
+        self.rollout_failed.hash(&mut hasher);
         hasher.finish()
     }
 }
@@ -158,6 +162,8 @@ pub fn plan(snapshot: Snapshot<'_>) -> Plan {
         .definitions
         .into_iter()
         .map(|d| Candidate {
+            rollout_failed: d.generation.is_some()
+                && snapshot.rollout_failed.get(&d.name) == d.generation.as_ref(),
             name: d.name,
             generation: d.generation,
             revision: d.revision,

@@ -205,6 +205,22 @@ pub fn render(
     manifests: &Manifests,
     specs_dir: Option<&std::path::Path>,
 ) -> Result<Rendered, SourceError> {
+    render_with(manifests, specs_dir, None)
+}
+
+/// [`render`]; with `canary_step` (counted from 1), a ThesaDeployment with
+/// strategy `canary` is rendered as that step of a canary of its input
+/// applies it: the canary's ConfigMaps and Deployment, the stable
+/// autoscaler's lowered bounds (or, in a comment, the stable Deployment's
+/// lowered replica count; its pod template stays the served one).
+///
+/// # Errors
+/// When a spec file cannot be read.
+pub fn render_with(
+    manifests: &Manifests,
+    specs_dir: Option<&std::path::Path>,
+    canary_step: Option<usize>,
+) -> Result<Rendered, SourceError> {
     let mut out = Rendered::default();
     let mut deployments: Vec<&(String, ThesaDeployment)> = manifests.deployments.iter().collect();
     deployments.sort_by_key(|(_, d)| plan::full_name(d));
@@ -225,6 +241,7 @@ pub fn render(
             previous_versions: String::new(),
             secret_versions: Vec::new(),
             handlers: BTreeSet::new(),
+            rollout_failed: Default::default(),
         };
         match plan::plan(snapshot) {
             Plan::Blocked(problems) => {
@@ -255,7 +272,13 @@ pub fn render(
                         let _ = writeln!(out.report, "    {finding}");
                     }
                 }
-                for object in children.objects() {
+                let objects = match canary_step {
+                    Some(step) if crate::rollout::is_canary(tdep) => {
+                        canary_objects(tdep, &children, step, &mut out)
+                    }
+                    _ => children.objects(),
+                };
+                for object in objects {
                     match manifest::to_yaml(&object) {
                         Ok(text) => out.manifests.push_str(&text),
                         Err(err) => {
@@ -268,6 +291,59 @@ pub fn render(
         }
     }
     Ok(out)
+}
+
+/// What step `step` of a canary applies, with a line about it in the
+/// report and the manifests.
+fn canary_objects(
+    tdep: &ThesaDeployment,
+    children: &crate::desired::Children,
+    step: usize,
+    out: &mut Rendered,
+) -> Vec<Value> {
+    let settings = crate::rollout::Settings::of(&tdep.spec.rollout.clone().unwrap_or_default());
+    let index = step.clamp(1, settings.steps.len().max(1)) - 1;
+    let weight = settings.steps.get(index).map_or(100, |s| s.0);
+    let hpa = tdep
+        .spec
+        .autoscaling
+        .as_ref()
+        .map(|a| (a.min_replicas.unwrap_or(3), a.max_replicas.unwrap_or(20)));
+    let total = match hpa {
+        Some((min, _)) => min,
+        None => tdep.spec.replicas.unwrap_or(3),
+    };
+    let split = crate::rollout::split(total, weight, hpa);
+    let name = tdep.name_any();
+    let line = format!(
+        "canary step {} of {} at {weight}%: {} canary pods ({name}-canary), {} stable pods ({name}, pod template unchanged){}",
+        index + 1,
+        settings.steps.len(),
+        split.canary,
+        split.stable,
+        split
+            .hpa
+            .map(|(min, max)| format!(", stable autoscaler bounds {min}..{max}"))
+            .unwrap_or_default()
+    );
+    let _ = writeln!(out.report, "  {line}");
+    let _ = writeln!(out.manifests, "# {line}");
+    let (config_maps, deployment) = crate::desired::canary_children(children, &name, split.canary);
+    let mut objects: Vec<Value> = config_maps.iter().map(|c| c.to_value()).collect();
+    objects.extend(deployment);
+    if let (Some((min, max)), Some(hpa)) = (
+        split.hpa,
+        children
+            .workload
+            .iter()
+            .find(|o| o["kind"] == "HorizontalPodAutoscaler"),
+    ) {
+        let mut hpa = hpa.clone();
+        hpa["spec"]["minReplicas"] = serde_json::json!(min);
+        hpa["spec"]["maxReplicas"] = serde_json::json!(max);
+        objects.push(hpa);
+    }
+    objects
 }
 
 fn specs_for(

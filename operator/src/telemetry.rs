@@ -55,6 +55,20 @@ pub struct StateLabel {
     pub state: &'static str,
 }
 
+/// What happened to a canary rollout.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct RolloutLabels {
+    /// `started`, `promoted` or `rolled_back`.
+    pub event: &'static str,
+}
+
+/// One ThesaDeployment.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct DeploymentLabel {
+    /// `namespace/name`.
+    pub thesadeployment: String,
+}
+
 /// Every metric and probe state of the operator.
 #[derive(Debug)]
 pub struct Telemetry {
@@ -63,6 +77,8 @@ pub struct Telemetry {
     durations: Family<KindLabel, Histogram>,
     definitions: Family<StateLabel, Gauge>,
     leader: Gauge,
+    rollouts: Family<RolloutLabels, Counter>,
+    rollout_step: Family<DeploymentLabel, Gauge>,
     /// Accepted and rejected definitions per ThesaDeployment, summed into
     /// the gauge.
     counts: Mutex<HashMap<String, (i64, i64)>>,
@@ -110,8 +126,22 @@ impl Default for Telemetry {
             "1 while this replica holds the leader lease",
             leader.clone(),
         );
+        let rollouts = Family::<RolloutLabels, Counter>::default();
+        registry.register(
+            "thesa_operator_rollouts",
+            "Canary rollouts started, promoted and rolled back",
+            rollouts.clone(),
+        );
+        let rollout_step = Family::<DeploymentLabel, Gauge>::default();
+        registry.register(
+            "thesa_operator_rollout_step",
+            "The running canary's step per ThesaDeployment (0: no canary runs)",
+            rollout_step.clone(),
+        );
         Self {
             registry,
+            rollouts,
+            rollout_step,
             reconciles,
             durations,
             definitions,
@@ -129,6 +159,21 @@ impl Default for Telemetry {
 const KIND: &str = "ThesaDeployment";
 
 impl Telemetry {
+    /// Counts a canary rollout `event` (`started`, `promoted`,
+    /// `rolled_back`).
+    pub fn rollout(&self, event: &'static str) {
+        self.rollouts.get_or_create(&RolloutLabels { event }).inc();
+    }
+
+    /// The running canary's step of ThesaDeployment `deployment` (0: none).
+    pub fn rollout_step(&self, deployment: &str, step: i64) {
+        self.rollout_step
+            .get_or_create(&DeploymentLabel {
+                thesadeployment: deployment.to_string(),
+            })
+            .set(step);
+    }
+
     /// With `/healthz` failing after a watch has failed for `timeout`
     /// without recovering (default 3 minutes).
     #[must_use]
@@ -167,6 +212,9 @@ impl Telemetry {
     /// Forgets a ThesaDeployment that is gone.
     pub fn forget(&self, deployment: &str) {
         self.definitions(deployment, 0, 0);
+        self.rollout_step.remove(&DeploymentLabel {
+            thesadeployment: deployment.to_string(),
+        });
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         counts.remove(deployment);
     }

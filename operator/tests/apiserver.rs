@@ -319,3 +319,68 @@ async fn nothing_is_applied_before_every_page_of_definitions_is_listed() -> Test
     );
     Ok(())
 }
+
+/// The canary analysis' `pods` source reads each pod's `/metrics` through
+/// the API server's pod proxy, with exactly the permissions the chart
+/// grants (`pods/proxy` `get`), and sums the counters per track.
+#[tokio::test]
+async fn the_pods_source_reads_metrics_through_the_pod_proxy_under_rbac() -> TestResult {
+    use thesa_operator::controller::{ApiMetrics, MetricsSource, PodTarget, ReadRequest};
+    use thesa_operator::crd::AnalysisSource;
+    use thesa_operator::rollout::Measured;
+
+    let server = ApiServer::start(samples().await, Some(documented_permissions(false))).await;
+    let metrics = |ok: u32, failed: u32| {
+        format!(
+            "# TYPE thesa_http_requests counter\n\
+             thesa_http_requests_total{{method=\"GET\",path_pattern=\"/ui/pages/{{id}}\",status=\"200\"}} {ok}\n\
+             thesa_http_requests_total{{method=\"GET\",path_pattern=\"/ui/pages/{{id}}\",status=\"502\"}} {failed}\n\
+             thesa_http_request_duration_seconds_bucket{{le=\"0.1\",method=\"GET\",path_pattern=\"/ui/pages/{{id}}\"}} {}\n\
+             # EOF\n",
+            ok + failed
+        )
+    };
+    server.serve_pod_metrics("thesa-canary-a", &metrics(8, 2));
+    server.serve_pod_metrics("thesa-b", &metrics(30, 0));
+    server.serve_pod_metrics("thesa-c", &metrics(20, 1));
+    let dir = tempfile::tempdir()?;
+    let kubeconfig = kube::config::Kubeconfig::read_from(server.kubeconfig(dir.path()))?;
+    let config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await?;
+    let client = kube::Client::try_from(config)?;
+    let target = |name: &str| PodTarget {
+        name: name.into(),
+        port: "8080".into(),
+        path: "/metrics".into(),
+    };
+    let source = AnalysisSource::default();
+    let request = ReadRequest {
+        client: &client,
+        namespace: NS,
+        deployment: "thesa",
+        source: &source,
+        canary: vec![target("thesa-canary-a")],
+        stable: vec![target("thesa-b"), target("thesa-c")],
+        interval: Duration::from_secs(60),
+    };
+    let reading = ApiMetrics::default().read(&request).await?;
+    let (Measured::Counters(canary), Measured::Counters(stable)) = (reading.canary, reading.stable)
+    else {
+        panic!("the pods source gives counters");
+    };
+    assert_eq!((canary.requests, canary.errors), (10.0, 2.0));
+    assert_eq!((stable.requests, stable.errors), (51.0, 1.0));
+    assert_eq!(stable.buckets.get("0.1"), Some(&51.0));
+    assert!(server.forbidden().is_empty(), "{:?}", server.forbidden());
+    // A pod that does not answer is an error naming it.
+    let request = ReadRequest {
+        canary: vec![target("thesa-canary-gone")],
+        ..request
+    };
+    let err = ApiMetrics::default().read(&request).await.unwrap_err();
+    assert!(err.contains("thesa-canary-gone"), "{err}");
+    Ok(())
+}

@@ -156,7 +156,10 @@ fn crds_carry_names_columns_and_subresources() {
             .collect()
     };
     assert_eq!(columns(&tdef), ["Domain", "Version", "Accepted", "Age"]);
-    assert_eq!(columns(&tdep), ["Ready", "Replicas", "Definitions", "Age"]);
+    assert_eq!(
+        columns(&tdep),
+        ["Ready", "Replicas", "Definitions", "Rollout", "Age"]
+    );
     let scale = &tdep["spec"]["versions"][0]["subresources"]["scale"];
     assert_eq!(scale["specReplicasPath"], ".spec.replicas");
     assert_eq!(scale["labelSelectorPath"], ".status.selector");
@@ -166,6 +169,24 @@ fn crds_carry_names_columns_and_subresources() {
         "CEL rule for the replica range"
     );
     assert!(text.contains("has(self.configMapKeyRef) != has(self.inline)"));
+    for rule in [
+        "steps and analysis apply to strategy canary only",
+        "each step needs its own weight",
+        "type prometheus needs the prometheus settings",
+    ] {
+        assert!(text.contains(rule), "CEL rule of spec.rollout: {rule}");
+    }
+    let rollout = &tdep["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+        ["rollout"];
+    assert_eq!(
+        rollout["properties"]["strategy"]["enum"],
+        serde_json::json!(["immediate", "canary"])
+    );
+    let weight = &rollout["properties"]["steps"]["items"]["properties"]["weight"];
+    assert_eq!(
+        (weight["minimum"].as_f64(), weight["maximum"].as_f64()),
+        (Some(1.0), Some(100.0))
+    );
     let schema = &tdep["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
     assert!(
         schema["description"]

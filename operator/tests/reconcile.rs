@@ -569,11 +569,15 @@ fn the_dashboard_queries_only_operator_metrics_that_exist() {
     telemetry.reconciled(true, 0.1);
     telemetry.definitions("ns/thesa", 1, 0);
     telemetry.set_leading(true);
+    telemetry.rollout("started");
+    telemetry.rollout_step("ns/thesa", 1);
     let exported = telemetry.encode();
     for name in [
         "thesa_operator_reconcile_total",
         "thesa_operator_definitions",
         "thesa_operator_leader",
+        "thesa_operator_rollouts_total",
+        "thesa_operator_rollout_step",
     ] {
         assert!(dashboard.contains(name), "the dashboard shows {name}");
         let family = name.trim_end_matches("_total");
@@ -895,8 +899,20 @@ async fn the_rbac_list_is_exactly_the_calls_the_code_makes() -> TestResult {
         .to_vec();
     // A rejected definition: its Warning event is published.
     definitions.push(manifest("samples/invalid/reports.yaml"));
+    // A running canary pod: the canary analysis reads its metrics.
+    let canary_pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "thesa-canary-1", "namespace": NS,
+            "labels": {"app.kubernetes.io/name": "thesa-bff", "app.kubernetes.io/instance": "thesa",
+                       "thesa.io/track": "canary"},
+            "annotations": {"prometheus.io/port": "8080", "prometheus.io/path": "/metrics"}},
+        "spec": {"containers": [{"name": "thesa-bff", "image": "x"}]},
+        "status": {"phase": "Running"},
+    }))?;
     let mut builder = fake_api()
         .with_resource::<k8s_openapi::api::coordination::v1::Lease>()
+        .with_resource::<k8s_openapi::api::core::v1::Pod>()
+        .with_object(canary_pod)
         .with_object(tdep)
         .with_object(configuration);
     for definition in definitions {
@@ -911,6 +927,35 @@ async fn the_rbac_list_is_exactly_the_calls_the_code_makes() -> TestResult {
     tdep.spec.autoscaling = None;
     api.replace("thesa", &PostParams::default(), &tdep).await?;
     reconcile(&client).await?;
+    // A canary: switching strategy replaces the Deployment (delete), a
+    // change starts the canary, the next reconcile reads the pods' metrics
+    // through the pod proxy, the abort annotation rolls back (delete) and
+    // is removed (patch).
+    let mut tdep = api.get("thesa").await?;
+    tdep.spec.rollout = Some(serde_json::from_value(json!({"strategy": "canary"}))?);
+    api.replace("thesa", &PostParams::default(), &tdep).await?;
+    reconcile(&client).await?;
+    replace_spec(&client, "orders", |doc| {
+        doc.insert("version".into(), json!("9.9.9"));
+    })
+    .await;
+    reconcile(&client).await?;
+    reconcile(&client).await?;
+    let mut tdep = api.get("thesa").await?;
+    tdep.metadata
+        .annotations
+        .get_or_insert_default()
+        .insert("thesa.io/rollout-abort".into(), "true".into());
+    api.replace("thesa", &PostParams::default(), &tdep).await?;
+    reconcile(&client).await?;
+    assert_eq!(
+        api.get("thesa")
+            .await?
+            .status
+            .and_then(|s| s.rollout)
+            .map(|r| r.phase),
+        Some(thesa_operator::crd::RolloutPhase::Aborted)
+    );
 
     let elector = thesa_operator::leader::Elector::new(
         client.clone(),
@@ -951,7 +996,9 @@ async fn the_rbac_list_is_exactly_the_calls_the_code_makes() -> TestResult {
             )
         })
         .map(|(permission, _)| permission)
-        .filter(|(_, r, v)| !(r == "thesadeployments" && (v == "update" || v == "get")))
+        .filter(|(_, r, v)| {
+            !((r == "thesadeployments" || r == "thesadefinitions") && (v == "update" || v == "get"))
+        })
         .collect();
     for kind in [
         "configmaps",

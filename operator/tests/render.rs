@@ -123,3 +123,63 @@ fn sample_definition_crs_equal_the_definition_files() {
         );
     }
 }
+
+/// `--canary-step N` prints what that step of a canary applies: the
+/// canary's ConfigMaps and Deployment (track label, its own ConfigMaps,
+/// the step's pod count) and the stable autoscaler's lowered bounds.
+#[test]
+fn render_shows_what_a_canary_step_applies() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sample =
+        std::fs::read_to_string(root().join("samples/thesadeployment.yaml")).expect("sample");
+    let canary = sample.replace("spec:\n", "spec:\n  rollout:\n    strategy: canary\n");
+    let file = dir.path().join("canary.yaml");
+    std::fs::write(&file, canary).expect("write");
+    let path = file.to_str().expect("utf-8");
+    let (code, stdout, stderr) = render(&[
+        "-f",
+        path,
+        "samples/definitions",
+        "--specs",
+        "specs",
+        "--canary-step",
+        "2",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    // The sample autoscales from 3 pods: 25% is one canary pod.
+    assert!(
+        stderr.contains("canary step 2 of 3 at 25%: 1 canary pods (thesa-canary), 2 stable pods"),
+        "{stderr}"
+    );
+    let kinds: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("kind: "))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "ConfigMap",
+            "ConfigMap",
+            "ConfigMap",
+            "Deployment",
+            "HorizontalPodAutoscaler"
+        ]
+    );
+    for name in [
+        "thesa-canary-config",
+        "thesa-canary-specs",
+        "thesa-canary-definitions",
+    ] {
+        assert!(
+            stdout.contains(&format!("name: {name}\n")),
+            "{name} missing"
+        );
+    }
+    assert!(stdout.contains("thesa.io/track: canary"));
+    assert!(stdout.contains("minReplicas: 2") && stdout.contains("maxReplicas: 19"));
+    // Without the flag: the usual objects, with the stable selector that
+    // leaves the canary's pods out.
+    let (code, stdout, _) = render(&["-f", path, "samples/definitions", "--specs", "specs"]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("operator: NotIn") && !stdout.contains("thesa-canary"));
+}

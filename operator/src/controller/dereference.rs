@@ -131,6 +131,12 @@ pub(crate) async fn dereference<'a>(
         previous_versions,
         secret_versions,
         handlers: ctx.handlers.clone(),
+        rollout_failed: tdep
+            .status
+            .as_ref()
+            .and_then(|s| s.rollout.as_ref())
+            .map(|r| r.failed_definitions.clone())
+            .unwrap_or_default(),
     };
     Ok((snapshot, problems))
 }

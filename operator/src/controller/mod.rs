@@ -8,6 +8,7 @@
 
 mod apply;
 mod dereference;
+mod rollout;
 mod run;
 mod status;
 mod watches;
@@ -34,6 +35,7 @@ use crate::telemetry::Telemetry;
 use apply::apply;
 pub(crate) use dereference::dereference;
 pub use dereference::{ServedConfigMaps, definition_inputs};
+pub use rollout::{ApiMetrics, MetricsSource, PodTarget, ReadRequest};
 pub use run::{RunArgs, main};
 use status::{definition_status, deployment_status};
 pub use status::{deployment_status_of, merged_definition_status, rollout_checksum};
@@ -89,6 +91,11 @@ pub struct Context {
     /// ConfigMaps as last applied, by `namespace/name`: their digest and the
     /// resourceVersion the apply returned.
     applied: Mutex<HashMap<String, (u64, String)>>,
+    /// Where canary figures come from (the pods' `/metrics` through the
+    /// API server, or Prometheus); tests inject their own.
+    pub metrics: Arc<dyn MetricsSource>,
+    /// The clock of the rollout stage; tests inject their own.
+    pub clock: Arc<dyn Fn() -> k8s_openapi::jiff::Timestamp + Send + Sync>,
 }
 
 impl Context {
@@ -124,6 +131,8 @@ impl Context {
             served: ServedConfigMaps::default(),
             plans: plan::Plans::default(),
             applied: Mutex::new(HashMap::new()),
+            metrics: rollout::default_source(),
+            clock: Arc::new(k8s_openapi::jiff::Timestamp::now),
         }
     }
 }
@@ -183,6 +192,15 @@ async fn reconcile_inner(tdep: &ThesaDeployment, ctx: &Context) -> Result<Action
     }
     let namespace = tdep.namespace().unwrap_or_default();
     let (snapshot, mut problems) = dereference(tdep, ctx).await?;
+    let staged_rollout = crate::rollout::is_canary(tdep)
+        || tdep.status.as_ref().is_some_and(|s| s.rollout.is_some());
+    // What the stable definitions ConfigMaps serve, for telling which
+    // definitions a rolled-back canary changed.
+    let previous = if staged_rollout {
+        snapshot.previous.clone()
+    } else {
+        Vec::new()
+    };
     let plan = if problems.is_empty() {
         ctx.plans.plan(snapshot)
     } else {
@@ -191,6 +209,8 @@ async fn reconcile_inner(tdep: &ThesaDeployment, ctx: &Context) -> Result<Action
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
     let mut counts = DefinitionCounts::default();
     let mut apply_error = None;
+    let mut rollout_status = tdep.status.as_ref().and_then(|s| s.rollout.clone());
+    let mut requeue = RESYNC;
     match plan.as_ref() {
         Plan::Blocked(more) => {
             problems.extend(more.iter().cloned());
@@ -206,13 +226,31 @@ async fn reconcile_inner(tdep: &ThesaDeployment, ctx: &Context) -> Result<Action
                 i64::from(counts.rejected),
             );
             counts.checksum = Some(format!("sha256:{}", outcome.set_checksum));
+            let mut failed = std::collections::BTreeMap::new();
             if !tdep.spec.paused {
-                if let Err(err) = apply(ctx, &namespace, children).await {
+                if staged_rollout {
+                    match rollout::stage(ctx, tdep, children, outcome, &previous).await {
+                        Ok(staged) => {
+                            rollout_status = staged.rollout;
+                            if let Some(sooner) = staged.requeue {
+                                requeue = requeue.min(sooner);
+                            }
+                            failed = staged.failed;
+                        }
+                        Err(err) => apply_error = Some(err.to_string()),
+                    }
+                } else if let Err(err) = apply(ctx, &namespace, children).await {
                     apply_error = Some(err.to_string());
                 }
             }
             for verdict in &outcome.verdicts {
-                definition_status(ctx, tdep, verdict).await?;
+                let rolled_back = verdict.rollout_failed || failed.contains_key(&verdict.name);
+                let rolled_back = rolled_back.then(|| status::RolledBack {
+                    rollout: rollout_status.as_ref(),
+                    kept_previous: verdict.kept_previous
+                        || previous.iter().any(|f| f.owner == verdict.name),
+                });
+                definition_status(ctx, tdep, verdict, rolled_back).await?;
             }
             info!(
                 accepted = counts.accepted,
@@ -237,6 +275,7 @@ async fn reconcile_inner(tdep: &ThesaDeployment, ctx: &Context) -> Result<Action
         &problems,
         apply_error.as_deref(),
         counts,
+        rollout_status,
     )
     .await?;
     match apply_error {
@@ -244,7 +283,7 @@ async fn reconcile_inner(tdep: &ThesaDeployment, ctx: &Context) -> Result<Action
             action: "applying the children".into(),
             source: kube::Error::Service(message.into()),
         }),
-        None => Ok(Action::requeue(RESYNC)),
+        None => Ok(Action::requeue(requeue)),
     }
 }
 

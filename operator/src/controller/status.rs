@@ -14,8 +14,8 @@ use tracing::warn;
 use super::{Context, Error};
 use crate::conditions::{self, reason};
 use crate::crd::{
-    DefinitionCounts, StatusFinding, ThesaDefinition, ThesaDefinitionStatus, ThesaDeployment,
-    ThesaDeploymentStatus,
+    DefinitionCounts, RolloutPhase, RolloutStatus, StatusFinding, ThesaDefinition,
+    ThesaDefinitionStatus, ThesaDeployment, ThesaDeploymentStatus,
 };
 use crate::desired::{self, CHECKSUM_ANNOTATION};
 use crate::gate::Verdict;
@@ -31,6 +31,7 @@ pub(super) async fn definition_status(
     ctx: &Context,
     tdep: &ThesaDeployment,
     verdict: &Verdict,
+    rolled_back: Option<RolledBack<'_>>,
 ) -> Result<(), Error> {
     let Some((namespace, name)) = verdict.name.split_once('/') else {
         return Ok(());
@@ -41,7 +42,10 @@ pub(super) async fn definition_status(
     };
     let deployment = plan::full_name(tdep);
     let old = tdef.status.clone().unwrap_or_default();
-    let status = merged_definition_status(&old, &deployment, verdict);
+    let mut status = merged_definition_status(&old, &deployment, verdict);
+    if let Some(rolled_back) = &rolled_back {
+        rollout_failed_status(&mut status, &deployment, verdict, rolled_back);
+    }
     if status == old {
         return Ok(());
     }
@@ -56,11 +60,12 @@ pub(super) async fn definition_status(
         "updating the status of ThesaDefinition {}",
         verdict.name
     )))?;
-    let was_rejected = old.observed_generation == verdict.generation
-        && old
-            .conditions
-            .iter()
-            .any(|c| c.type_ == conditions::ACCEPTED && c.status == "False");
+    let was_rejected = rolled_back.is_some()
+        || old.observed_generation == verdict.generation
+            && old
+                .conditions
+                .iter()
+                .any(|c| c.type_ == conditions::ACCEPTED && c.status == "False");
     if !verdict.accepted && !was_rejected {
         let errors = verdict
             .findings
@@ -88,6 +93,57 @@ pub(super) async fn definition_status(
         }
     }
     Ok(())
+}
+
+/// A definition generation whose canary was rolled back.
+pub(super) struct RolledBack<'a> {
+    /// The rollout status, with the figures in its message.
+    pub rollout: Option<&'a RolloutStatus>,
+    /// Whether the stable Deployment serves an earlier revision of it.
+    pub kept_previous: bool,
+}
+
+/// `Accepted=False`, reason `RolloutFailed`, with the canary's figures:
+/// the generation passed validation but its canary was rolled back. The
+/// accepted generation, set when the canary started, goes back to unknown
+/// when it named the rolled-back generation.
+fn rollout_failed_status(
+    status: &mut ThesaDefinitionStatus,
+    deployment: &str,
+    verdict: &Verdict,
+    rolled_back: &RolledBack<'_>,
+) {
+    let figures = rolled_back
+        .rollout
+        .and_then(|r| r.message.clone())
+        .unwrap_or_else(|| "the canary was rolled back".into());
+    if status.accepted_generation == verdict.generation {
+        status.accepted_generation = None;
+        status.accepted_checksum = None;
+    }
+    let served = match status.accepted_generation {
+        Some(generation) if rolled_back.kept_previous => {
+            format!("generation {generation} keeps being served")
+        }
+        _ if rolled_back.kept_previous => {
+            "the revision served before the canary keeps being served".into()
+        }
+        _ => "its domain is left out".into(),
+    };
+    conditions::set(
+        &mut status.conditions,
+        conditions::ACCEPTED,
+        false,
+        reason::ROLLOUT_FAILED,
+        truncate(
+            format!(
+                "generation {} was rolled back by the canary of ThesaDeployment {deployment}: {figures}; {served} until a new generation arrives",
+                verdict.generation.unwrap_or_default()
+            ),
+            1000,
+        ),
+        verdict.generation,
+    );
 }
 
 /// The status a ThesaDefinition gets from one deployment's verdict.
@@ -192,9 +248,14 @@ pub(super) async fn deployment_status(
     problems: &[String],
     apply_error: Option<&str>,
     counts: DefinitionCounts,
+    rollout: Option<RolloutStatus>,
 ) -> Result<(), Error> {
     let old = tdep.status.clone().unwrap_or_default();
-    let status = deployment_status_of(tdep, &old, deployment, problems, apply_error, counts);
+    let mut status = deployment_status_of(tdep, &old, deployment, problems, apply_error, counts);
+    match rollout {
+        Some(rollout) => with_rollout(&mut status, tdep, rollout),
+        None => status.rollout = None,
+    }
     // `conditions::set` keeps transition times of unchanged conditions, so
     // equal means nothing to write.
     if status == old {
@@ -203,15 +264,17 @@ pub(super) async fn deployment_status(
     let name = tdep.name_any();
     let api: Api<ThesaDeployment> =
         Api::namespaced(ctx.client.clone(), &tdep.namespace().unwrap_or_default());
-    api.patch_status(
-        &name,
-        &PatchParams::default(),
-        &Patch::Merge(json!({ "status": status })),
-    )
-    .await
-    .map_err(Error::api(format!(
-        "updating the status of ThesaDeployment {name}"
-    )))?;
+    // A merge patch keeps what it does not name: the rollout's fields that
+    // went away are named with null.
+    let mut patch = json!({ "status": status });
+    let old_rollout = serde_json::to_value(&old.rollout).unwrap_or_default();
+    let new_rollout = serde_json::to_value(&status.rollout).unwrap_or_default();
+    patch["status"]["rollout"] = merge_patch(&old_rollout, &new_rollout);
+    api.patch_status(&name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .map_err(Error::api(format!(
+            "updating the status of ThesaDeployment {name}"
+        )))?;
     Ok(())
 }
 
@@ -365,7 +428,76 @@ pub fn deployment_status_of(
             counts
         },
         image: Some(tdep.spec.image.clone()),
+        rollout: old.rollout.clone(),
     }
+}
+
+/// The JSON merge patch from `old` to `new`: `new`, with null for every
+/// key of `old` that `new` lacks, object by object.
+pub fn merge_patch(old: &serde_json::Value, new: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match (old, new) {
+        (Value::Object(old), Value::Object(new)) => {
+            let mut patch = serde_json::Map::new();
+            for (key, value) in new {
+                let before = old.get(key).unwrap_or(&Value::Null);
+                patch.insert(key.clone(), merge_patch(before, value));
+            }
+            for key in old.keys().filter(|k| !new.contains_key(*k)) {
+                patch.insert(key.clone(), Value::Null);
+            }
+            Value::Object(patch)
+        }
+        (_, new) => new.clone(),
+    }
+}
+
+/// The rollout's state in `status`: `status.rollout`, the `Rollout`
+/// condition, and while a canary runs `Progressing=True` and `Ready=False`
+/// (GitOps tools wait for Ready).
+pub fn with_rollout(
+    status: &mut ThesaDeploymentStatus,
+    tdep: &ThesaDeployment,
+    rollout: RolloutStatus,
+) {
+    let generation = tdep.meta().generation;
+    let message = rollout.message.clone().unwrap_or_default();
+    let (ok, why) = match rollout.phase {
+        RolloutPhase::Progressing => (true, reason::CANARY_PROGRESSING),
+        RolloutPhase::Paused => (true, reason::CANARY_PAUSED),
+        RolloutPhase::Promoted => (true, reason::PROMOTED),
+        RolloutPhase::RolledBack => (false, reason::ROLLED_BACK),
+        RolloutPhase::Aborted => (false, reason::ABORTED),
+    };
+    let list = &mut status.conditions;
+    conditions::set(
+        list,
+        conditions::ROLLOUT,
+        ok,
+        why,
+        message.clone(),
+        generation,
+    );
+    if rollout.phase.running() {
+        let progress = format!(
+            "canary step {} of {} at {}% ({} canary, {} stable pods): {message}",
+            rollout.step,
+            rollout.steps,
+            rollout.weight,
+            rollout.canary_replicas,
+            rollout.stable_replicas
+        );
+        conditions::set(
+            list,
+            conditions::PROGRESSING,
+            true,
+            why,
+            progress.clone(),
+            generation,
+        );
+        conditions::set(list, conditions::READY, false, why, progress, generation);
+    }
+    status.rollout = Some(rollout);
 }
 
 /// The checksum annotation of a Deployment's pod template, if any.

@@ -20,7 +20,10 @@
 //! - **restarts**: [`ApiServer::outage`] cuts every connection and refuses
 //!   new ones; [`ApiServer::restart`] answers again, with `410 Gone` to a
 //!   watch resumed from a resource version older than the restart, as a
-//!   real API server's watch cache does.
+//!   real API server's watch cache does;
+//! - **the pod proxy**: `GET /api/v1/namespaces/NS/pods/NAME:PORT/proxy/PATH`
+//!   answers what [`ApiServer::serve_pod_metrics`] set for the pod (its
+//!   `/metrics` text), authorized as `pods/proxy` `get`.
 
 use std::collections::{BTreeSet, HashMap};
 use std::convert::Infallible;
@@ -66,6 +69,8 @@ struct Shared {
     forbidden: Mutex<Vec<String>>,
     /// Every write (method other than GET) that passed: path and body.
     writes: Mutex<Vec<(String, Bytes)>>,
+    /// What each pod's proxied `/metrics` answers, by pod name.
+    pod_metrics: Mutex<HashMap<String, String>>,
 }
 
 impl ApiServer {
@@ -87,6 +92,7 @@ impl ApiServer {
             rules,
             forbidden: Mutex::new(Vec::new()),
             writes: Mutex::new(Vec::new()),
+            pod_metrics: Mutex::new(HashMap::new()),
         });
         let acceptor = tls_acceptor();
         let serving = shared.clone();
@@ -123,6 +129,12 @@ impl ApiServer {
             shared,
             accept,
         }
+    }
+
+    /// Pod `pod`'s `/metrics`, as the pod proxy serves it from now on.
+    pub fn serve_pod_metrics(&self, pod: &str, text: &str) {
+        let mut served = self.shared.pod_metrics.lock().expect("lock");
+        served.insert(pod.to_string(), text.to_string());
     }
 
     /// The fake behind it, for the test's own reads and writes.
@@ -298,6 +310,25 @@ async fn handle(
         let uri = format!("{}?{}", parts.uri.path(), rest.join("&"));
         parts.uri = uri.parse().expect("the request's own path and query");
     }
+    if let Some(target) = target(parts.uri.path())
+        && target.resource == "pods"
+        && target.subresource.as_deref() == Some("proxy")
+    {
+        // `NAME:PORT`: the pod's name before the port.
+        let name = target.name.unwrap_or_default();
+        let pod = name.split(':').next().unwrap_or_default().to_string();
+        let text = shared.pod_metrics.lock().expect("lock").get(&pod).cloned();
+        return Ok(match text {
+            Some(text) if parts.uri.path().ends_with("/proxy/metrics") => {
+                full(StatusCode::OK, text.into_bytes())
+            }
+            _ => status(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                &format!("pods \"{pod}\" not found"),
+            ),
+        });
+    }
     let request = Request::from_parts(parts, kube::client::Body::from(bytes.to_vec()));
     let response = match shared.client.send(request).await {
         Ok(response) => response,
@@ -421,6 +452,12 @@ fn target(path: &str) -> Option<Target> {
             resource.to_string(),
             Some(name.to_string()),
             Some(sub.to_string()),
+        ),
+        // `pods/{name}:{port}/proxy/{path}`: authorized as `pods/proxy`.
+        [resource, name, "proxy", ..] => (
+            resource.to_string(),
+            Some(name.to_string()),
+            Some("proxy".to_string()),
         ),
         _ => return None,
     };
