@@ -814,6 +814,25 @@ impl controller::MetricsSource for ProcessMetrics {
     }
 }
 
+/// A pod of the `thesa-canary` Deployment as it is now: its volumes
+/// projected from the API, its thesa-bff started.
+async fn start_canary(client: &Client) -> (Pod, Bff) {
+    let deployment = serde_json::to_value(
+        Api::<Deployment>::namespaced(client.clone(), NS)
+            .get("thesa-canary")
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let mut pod = Pod {
+        root: tempfile::tempdir().unwrap(),
+        volumes: BTreeMap::new(),
+    };
+    pod.project(client, &deployment).await;
+    let bff = start_bff(client, &pod, &deployment).await;
+    (pod, bff)
+}
+
 /// A Running pod object of one track, for the operator's pod listing.
 async fn pod_object(client: &Client, name: &str, canary: bool) {
     let mut labels =
@@ -988,19 +1007,7 @@ async fn a_canary_rolls_back_a_failing_definition_and_promotes_a_good_one() {
         rollout_phase(&client).await,
         Some(RolloutPhase::Progressing)
     );
-    let canary_deployment = serde_json::to_value(
-        Api::<Deployment>::namespaced(client.clone(), NS)
-            .get("thesa-canary")
-            .await
-            .unwrap(),
-    )
-    .unwrap();
-    let mut canary_pod = Pod {
-        root: tempfile::tempdir().unwrap(),
-        volumes: BTreeMap::new(),
-    };
-    canary_pod.project(&client, &canary_deployment).await;
-    let canary = start_bff(&client, &canary_pod, &canary_deployment).await;
+    let (_canary_pod, canary) = start_canary(&client).await;
     pod_object(&client, "thesa-canary-0", true).await;
     metrics
         .urls
@@ -1093,19 +1100,7 @@ async fn a_canary_rolls_back_a_failing_definition_and_promotes_a_good_one() {
         rollout_phase(&client).await,
         Some(RolloutPhase::Progressing)
     );
-    let canary_deployment = serde_json::to_value(
-        Api::<Deployment>::namespaced(client.clone(), NS)
-            .get("thesa-canary")
-            .await
-            .unwrap(),
-    )
-    .unwrap();
-    let mut canary_pod = Pod {
-        root: tempfile::tempdir().unwrap(),
-        volumes: BTreeMap::new(),
-    };
-    canary_pod.project(&client, &canary_deployment).await;
-    let canary = start_bff(&client, &canary_pod, &canary_deployment).await;
+    let (_canary_pod, canary) = start_canary(&client).await;
     metrics
         .urls
         .lock()

@@ -12,26 +12,13 @@ use std::time::{Duration, Instant};
 use kube::api::{Api, ListParams};
 use thesa_operator::crd::ThesaDefinition;
 
+#[path = "common/memory.rs"]
+mod memory;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
 use support::apiserver::ApiServer;
 use support::{NS, client_with, orders_copy, repo_file, sample_deployment};
-
-/// `VmHWM` and `VmRSS` of process `pid`, MiB.
-fn memory(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kb| kb.parse::<f64>().ok())
-            .unwrap_or(0.0)
-            / 1024.0
-    };
-    (field("VmHWM:"), field("VmRSS:"))
-}
 
 async fn accepted(server: &ApiServer) -> usize {
     let api: Api<ThesaDefinition> = Api::namespaced(server.client().clone(), NS);
@@ -91,7 +78,7 @@ async fn run(count: usize) {
     let took = started.elapsed();
     // Settled: the reconciles its own status updates trigger have run.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let (peak, now) = memory(pid);
+    let (peak, now) = memory::rss(&pid.to_string());
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(done, count, "every definition accepted within 10 minutes");

@@ -9,6 +9,9 @@
 //! Each scenario runs in a process of its own (this binary, started again
 //! with `THESA_BENCH_SCENARIO`), so that its peak RSS is its own.
 
+#[path = "common/memory.rs"]
+mod memory;
+
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -170,21 +173,6 @@ fn timed(runs: usize, mut f: impl FnMut()) -> (f64, f64, f64) {
     (ms(times[runs / 2]), ms(times[0]), ms(times[runs - 1]))
 }
 
-/// Peak and current resident memory of this process, MiB.
-fn rss() -> (f64, f64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kb| kb.parse::<f64>().ok())
-            .unwrap_or(0.0)
-            / 1024.0
-    };
-    (field("VmHWM:"), field("VmRSS:"))
-}
-
 /// A controller's first reconcile (or `render`): every revision prepared
 /// as the watch delivers the definitions, then the plan.
 fn cold(count: usize) {
@@ -218,9 +206,9 @@ fn warm(count: usize, changed: usize) {
     let revisions = Revisions::default();
     let plans = Plans::default();
     let (store, mut writer) = store(count, &revisions);
-    let (_, in_store) = rss();
+    let (_, in_store) = memory::rss("self");
     let (_, _, served) = reconcile(&tdep, &store, &plans, Vec::new());
-    let (_, after_first) = rss();
+    let (_, after_first) = memory::rss("self");
     let orders = repo_file("definitions/orders/definition.yaml");
     let mut generation = 1;
     let (median, min, max) = timed(7, || {
@@ -243,7 +231,7 @@ fn warm(count: usize, changed: usize) {
         0 => "unchanged re-reconcile".to_string(),
         n => format!("reconcile after {n} changed"),
     };
-    let (peak, now) = rss();
+    let (peak, now) = memory::rss("self");
     println!(
         "{what}, {count} definitions: CPU median {median:.1} ms (min {min:.1}, max {max:.1}); peak RSS {peak:.0} MiB, now {now:.0} MiB (store filled {in_store:.0}, after the first reconcile {after_first:.0})"
     );

@@ -492,6 +492,16 @@ pub struct Autoscaling {
     pub scale_down: Option<ScalingRule>,
 }
 
+impl Autoscaling {
+    /// `(minReplicas, maxReplicas)` with their defaults (3, 20).
+    pub fn bounds(&self) -> (i32, i32) {
+        (
+            self.min_replicas.unwrap_or(3),
+            self.max_replicas.unwrap_or(20),
+        )
+    }
+}
+
 /// A `Pods` metric target of the HorizontalPodAutoscaler.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]

@@ -762,8 +762,8 @@ fn hpa(meta: &Meta, autoscaling: &Autoscaling) -> Value {
         json!({
             "spec": {
                 "scaleTargetRef": { "apiVersion": "apps/v1", "kind": "Deployment", "name": name },
-                "minReplicas": autoscaling.min_replicas.unwrap_or(3),
-                "maxReplicas": autoscaling.max_replicas.unwrap_or(20),
+                "minReplicas": autoscaling.bounds().0,
+                "maxReplicas": autoscaling.bounds().1,
                 "metrics": metrics,
                 "behavior": {
                     "scaleUp": rule(autoscaling.scale_up.as_ref(), 60, 2, 60),

@@ -308,7 +308,7 @@ fn canary_objects(
         .spec
         .autoscaling
         .as_ref()
-        .map(|a| (a.min_replicas.unwrap_or(3), a.max_replicas.unwrap_or(20)));
+        .map(crate::crd::Autoscaling::bounds);
     let total = match hpa {
         Some((min, _)) => min,
         None => tdep.spec.replicas.unwrap_or(3),

@@ -324,7 +324,7 @@ pub(super) async fn stage(
                 .spec
                 .autoscaling
                 .as_ref()
-                .map(|a| (a.min_replicas.unwrap_or(3), a.max_replicas.unwrap_or(20)));
+                .map(crate::crd::Autoscaling::bounds);
             let total = match hpa {
                 None => tdep.spec.replicas.unwrap_or(3),
                 Some((min, _)) => {
