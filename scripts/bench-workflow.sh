@@ -75,4 +75,34 @@ TOKEN=$("$BIN" dev-token --config config/config.yaml --sub bench --tenant acme -
 echo "thesa-bff $("$BIN" --version | cut -d' ' -f2-), $(nproc) CPUs, PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}'); 2 BFF processes"
 TOKEN=$TOKEN target/release/examples/workflow_load \
   --bff "$(IFS=,; echo "${urls[*]}")" --instances "$INSTANCES" \
-  --concurrency "$CONCURRENCY" --seconds "$SECONDS_EACH"
+  --concurrency "$CONCURRENCY" --seconds "$SECONDS_EACH" | tee "$work/load.txt"
+for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+
+# The ceiling: pgbench running what one event costs the database — the
+# instance's SELECT, the versioned UPDATE and the history INSERT in one
+# transaction — on the same server, instances and connection count, with
+# prepared statements. Each client takes its own instances (no conflicts).
+psql() { "$PG_BIN/psql" -q -X -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres "$@"; }
+psql -c "CREATE TABLE bench_ids AS SELECT (row_number() OVER (ORDER BY id))::int AS n, id
+         FROM workflow_instances WHERE workflow_id = 'bench.toggle';
+         ALTER TABLE bench_ids ADD PRIMARY KEY (n);"
+count=$(psql -tA -c "SELECT count(*) FROM bench_ids")
+cat >"$work/event.sql" <<'SQL'
+\set n 1 + :client_id + :clients * random(0, :count / :clients - 1)
+BEGIN;
+SELECT w.id AS wid, w.tenant_id AS tenant, w.partition_id AS part, w.current_step AS step, w.version AS v
+  FROM workflow_instances w JOIN bench_ids b ON b.id = w.id WHERE b.n = :n \gset
+UPDATE workflow_instances SET current_step = CASE current_step WHEN 'a' THEN 'b' ELSE 'a' END,
+  state = state, updated_at = now(), version = :v + 1
+  WHERE id = :wid AND tenant_id = :tenant AND partition_id = :part AND version = :v;
+INSERT INTO workflow_history (instance_id, seq, tenant_id, partition_id, from_step, to_step, event, actor, at)
+  VALUES (:wid, :v + 1, :tenant, :part, :step, CASE :step WHEN 'a' THEN 'b' ELSE 'a' END, 'flip', 'pgbench', now());
+END;
+SQL
+"$PG_BIN/pgbench" -n -M prepared -h 127.0.0.1 -p "$PG_PORT" -U postgres -c "$CONCURRENCY" -j 2 \
+  -T "$SECONDS_EACH" -D count="$count" -D clients="$CONCURRENCY" -f "$work/event.sql" postgres \
+  >"$work/pgbench.txt" 2>&1 || { cat "$work/pgbench.txt"; exit 1; }
+tps=$(awk '/^tps = / {printf "%.0f", $3}' "$work/pgbench.txt")
+events=$(awk '/^max: / {print $2}' "$work/load.txt")
+echo "ceiling: pgbench $tps transactions/s (select + versioned update + history insert, $CONCURRENCY connections)"
+echo "BFF events/s = $(awk -v a="$events" -v b="$tps" 'BEGIN {printf "%.0f", 100 * a / b}')% of the ceiling"
