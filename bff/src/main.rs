@@ -27,7 +27,6 @@ mod settings;
 mod sources;
 mod state;
 mod telemetry;
-mod traces;
 
 /// Throwaway PostgreSQL for the store tests (shared with the integration
 /// tests).

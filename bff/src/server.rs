@@ -34,7 +34,7 @@ use crate::features::views::ViewCache;
 use crate::features::workflow;
 use crate::features::workflow::store::Store as WorkflowStore;
 use crate::http::{limits, routes};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, ReasonLabel};
 use crate::registry::{LoadError, Registry};
 use crate::settings;
 use crate::state::{AppState, BUILD};
@@ -137,10 +137,12 @@ async fn start(
     }
     level
         .traces()
-        .start(
-            &config.observability.tracing,
-            metrics.trace_spans_dropped.clone(),
-        )
+        .start(&config.observability.tracing, {
+            let dropped = metrics.trace_spans_dropped.clone();
+            Arc::new(move |reason, count| {
+                dropped.get_or_create(&ReasonLabel { reason }).inc_by(count);
+            })
+        })
         .map_err(failed("tracing"))?;
     if config.observability.tracing.enabled {
         let tracing = &config.observability.tracing;

@@ -7,7 +7,7 @@
 
 use thesa_core::config::LogLevel;
 
-use crate::traces::Traces;
+use thesa_traces::Traces;
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -44,7 +44,7 @@ pub fn init() -> LevelHandle {
         .with_current_span(true)
         .with_span_list(false)
         .with_target(false);
-    let (otel, traces) = crate::traces::layer();
+    let (otel, traces) = thesa_traces::layer("thesa-bff", |_| true);
     tracing_subscriber::registry()
         .with(filter)
         .with(otel)

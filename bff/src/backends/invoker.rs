@@ -469,7 +469,7 @@ impl Invoker {
             request = request.json(body);
         }
         let mut trace_headers = reqwest::header::HeaderMap::new();
-        crate::traces::inject(span, &mut trace_headers);
+        thesa_traces::inject(span, &mut trace_headers);
         request = request.headers(trace_headers);
         let unreachable = |err: reqwest::Error| {
             if err.is_timeout() {

@@ -389,8 +389,8 @@ async fn trace(request: Request, next: Next) -> Response {
         tenant = tracing::field::Empty,
         trace_id = tracing::field::Empty,
     );
-    crate::traces::continue_trace(&span, request.headers());
-    let trace_id = crate::traces::trace_id(&span).unwrap_or_default();
+    thesa_traces::continue_trace(&span, request.headers());
+    let trace_id = thesa_traces::trace_id(&span).unwrap_or_default();
     if !trace_id.is_empty() {
         span.record("trace_id", trace_id.as_str());
     }

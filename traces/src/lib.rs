@@ -1,5 +1,6 @@
-//! OpenTelemetry traces (`observability.tracing`): spans of `tracing` are
-//! exported over OTLP (gRPC or HTTP/protobuf) by the official crates.
+//! OpenTelemetry traces of thesa-bff (`observability.tracing`) and
+//! thesa-operator (`--otlp-endpoint`): spans of `tracing` are exported over
+//! OTLP (gRPC or HTTP/protobuf) by the official crates.
 //!
 //! The `tracing-opentelemetry` layer is installed with the log subscriber,
 //! before the configuration is read, and stays off (a dynamic filter) until
@@ -17,9 +18,9 @@
 //!
 //! Export never slows a request: ended spans go into a bounded queue
 //! (`queue_size`) with `try_send`; a full queue drops the span and counts
-//! it (`thesa_trace_spans_dropped_total{reason}`). A background task sends
+//! it (the program's `dropped` callback: `queue_full`). A background task sends
 //! batches of up to 512 spans, at least every second, each export bounded
-//! by 3 s; failed exports count their spans as dropped. At shutdown the
+//! by 3 s; failed exports count their spans as dropped (`export_failed`). At shutdown the
 //! queue is closed and drained within 5 s.
 
 use std::collections::HashMap;
@@ -40,15 +41,14 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{
     Sampler, SdkTracerProvider, ShouldSample, SpanData, SpanExporter, SpanProcessor,
 };
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
 use thesa_core::config::{OtlpProtocol, TraceExporter, TracingConfig};
 use tokio::sync::mpsc;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::Layer;
 use tracing_subscriber::filter::filter_fn;
 
-use crate::metrics::ReasonLabel;
+/// Counts spans not exported, by reason (`queue_full`, `export_failed`).
+pub type Dropped = Arc<dyn Fn(&'static str, u64) + Send + Sync>;
 
 /// Whether spans go to OpenTelemetry (set once tracing is started).
 static ON: AtomicBool = AtomicBool::new(false);
@@ -71,9 +71,13 @@ pub struct Traces {
     queue: Arc<Queue>,
 }
 
-/// The `tracing` layer that turns spans into OpenTelemetry spans, off
-/// until [`Traces::start`], and the handle to start it.
-pub fn layer<S>() -> (impl Layer<S>, Traces)
+/// The `tracing` layer that turns the spans and events `wanted` accepts
+/// into OpenTelemetry spans of `service`, off until [`Traces::start`], and
+/// the handle to start it.
+pub fn layer<S>(
+    service: &'static str,
+    wanted: fn(&tracing::Metadata<'_>) -> bool,
+) -> (impl Layer<S>, Traces)
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
 {
@@ -82,12 +86,14 @@ where
     let provider = SdkTracerProvider::builder()
         .with_sampler(Sampling(sampling.clone()))
         .with_span_processor(Processor(queue.clone()))
-        .with_resource(Resource::builder().with_service_name("thesa-bff").build())
+        .with_resource(Resource::builder().with_service_name(service).build())
         .build();
-    let tracer = provider.tracer("thesa-bff");
+    let tracer = provider.tracer(service);
     let layer = tracing_opentelemetry::layer()
         .with_tracer(tracer)
-        .with_filter(filter_fn(|_| ON.load(Ordering::Relaxed)));
+        .with_filter(filter_fn(move |meta| {
+            ON.load(Ordering::Relaxed) && wanted(meta)
+        }));
     (
         layer,
         Traces {
@@ -101,11 +107,7 @@ where
 impl Traces {
     /// Start-up step 2: exports spans as `config` says (nothing when
     /// tracing is disabled). Must run inside the async runtime.
-    pub fn start(
-        &self,
-        config: &TracingConfig,
-        dropped: Family<ReasonLabel, Counter>,
-    ) -> Result<(), String> {
+    pub fn start(&self, config: &TracingConfig, dropped: Dropped) -> Result<(), String> {
         if !config.enabled {
             return Ok(());
         }
@@ -195,7 +197,7 @@ fn exporter(config: &TracingConfig) -> Result<opentelemetry_otlp::SpanExporter, 
 async fn export_loop(
     exporter: opentelemetry_otlp::SpanExporter,
     mut receiver: mpsc::Receiver<SpanData>,
-    dropped: Family<ReasonLabel, Counter>,
+    dropped: Dropped,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut tick = tokio::time::interval(BATCH_DELAY);
@@ -228,7 +230,7 @@ async fn export_loop(
 async fn export(
     exporter: &opentelemetry_otlp::SpanExporter,
     batch: &mut Vec<SpanData>,
-    dropped: &Family<ReasonLabel, Counter>,
+    dropped: &Dropped,
     failing: &mut bool,
 ) {
     let spans = std::mem::take(batch);
@@ -246,12 +248,8 @@ async fn export(
     }
 }
 
-fn failed(dropped: &Family<ReasonLabel, Counter>, count: u64, failing: &mut bool, why: &str) {
-    dropped
-        .get_or_create(&ReasonLabel {
-            reason: "export_failed",
-        })
-        .inc_by(count);
+fn failed(dropped: &Dropped, count: u64, failing: &mut bool, why: &str) {
+    dropped("export_failed", count);
     if !*failing {
         // Once per outage, not once per batch.
         tracing::warn!(
@@ -314,12 +312,12 @@ impl ShouldSample for Sampling {
 }
 
 /// The export queue and the record-only traces waiting for their root.
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Queue {
     sender: Mutex<Option<mpsc::Sender<SpanData>>>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     pending: Mutex<Pending>,
-    dropped: OnceLock<Family<ReasonLabel, Counter>>,
+    dropped: OnceLock<Dropped>,
 }
 
 #[derive(Debug, Default)]
@@ -328,14 +326,16 @@ struct Pending {
     spans: usize,
 }
 
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue").finish_non_exhaustive()
+    }
+}
+
 impl Queue {
     fn drop_spans(&self, count: usize) {
         if let Some(dropped) = self.dropped.get() {
-            dropped
-                .get_or_create(&ReasonLabel {
-                    reason: "queue_full",
-                })
-                .inc_by(count as u64);
+            dropped("queue_full", count as u64);
         }
     }
 
@@ -406,7 +406,7 @@ impl SpanProcessor for Processor {
 }
 
 /// Continues the trace of an incoming `traceparent` (and `tracestate`).
-pub fn continue_trace(span: &tracing::Span, headers: &axum::http::HeaderMap) {
+pub fn continue_trace(span: &tracing::Span, headers: &http::HeaderMap) {
     if !ON.load(Ordering::Relaxed) {
         return;
     }
@@ -418,7 +418,7 @@ pub fn continue_trace(span: &tracing::Span, headers: &axum::http::HeaderMap) {
 }
 
 /// Adds the `traceparent` of `span` to an outgoing request's headers.
-pub fn inject(span: &tracing::Span, headers: &mut reqwest::header::HeaderMap) {
+pub fn inject(span: &tracing::Span, headers: &mut http::HeaderMap) {
     if !ON.load(Ordering::Relaxed) {
         return;
     }
