@@ -59,6 +59,7 @@ impl Store {
     }
 
     /// Claims `key` for a run, unless it is running or ran.
+    #[tracing::instrument(name = "idempotency store", skip_all, fields(call = "begin"))]
     pub async fn begin(
         &self,
         key: &str,
@@ -72,6 +73,7 @@ impl Store {
     }
 
     /// Keeps the definitive answer of a run for replay.
+    #[tracing::instrument(name = "idempotency store", skip_all, fields(call = "complete"))]
     pub async fn complete(&self, key: &str, fingerprint: [u8; 32], stored: Stored, ttl: Duration) {
         match self {
             Self::Memory(store) => store.complete(key, stored),
@@ -84,6 +86,7 @@ impl Store {
     }
 
     /// Frees a key whose run ended without a definitive answer.
+    #[tracing::instrument(name = "idempotency store", skip_all, fields(call = "abandon"))]
     pub async fn abandon(&self, key: &str) {
         match self {
             Self::Memory(store) => store.abandon(key),

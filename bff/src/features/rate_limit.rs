@@ -128,6 +128,7 @@ impl Limiter {
     }
 
     /// Counts one run under `key` if `limit` allows it.
+    #[tracing::instrument(name = "rate limit store", skip_all, fields(driver = self.driver()))]
     pub async fn check(&self, key: &str, limit: Limit) -> Result<Decision, StoreError> {
         match self {
             Self::Memory(store) => Ok(store.check(key, limit, Instant::now())),

@@ -12,7 +12,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use axum::{Extension, Json, Router};
 use serde::Serialize;
-use tracing::Instrument;
 
 use crate::access::Caller;
 use crate::access::permissions;
@@ -570,7 +569,6 @@ async fn command(
             let fingerprint = idempotency::fingerprint(&input);
             let begun = store
                 .begin(&scoped, fingerprint, ttl)
-                .instrument(tracing::info_span!("idempotency store"))
                 .await
                 .map_err(|err| {
                     tracing::error!(error = %err, "idempotency store unavailable");
@@ -650,14 +648,7 @@ async fn rate_limit(
         return Ok(());
     };
     let key = rate_limit::key(&command.id, rule.scope.unwrap_or_default(), caller);
-    let checked = limiter
-        .check(&key, limit)
-        .instrument(tracing::info_span!(
-            "rate limit store",
-            driver = limiter.driver()
-        ))
-        .await;
-    match checked {
+    match limiter.check(&key, limit).await {
         Ok(rate_limit::Decision::Allowed) => Ok(()),
         Ok(rate_limit::Decision::Limited { retry_after }) => {
             state
