@@ -355,8 +355,12 @@ impl Queue {
         if !root {
             let mut pending = lock(&self.pending);
             if pending.spans >= MAX_PENDING {
+                // Full, most likely of spans whose root ended before them
+                // (tasks outliving their request): start afresh rather
+                // than keep nothing more for good.
+                let held = std::mem::take(&mut *pending).spans;
                 drop(pending);
-                self.drop_spans(1);
+                self.drop_spans(held + 1);
                 return;
             }
             pending.spans += 1;
