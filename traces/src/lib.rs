@@ -18,10 +18,16 @@
 //!
 //! Export never slows a request: ended spans go into a bounded queue
 //! (`queue_size`) with `try_send`; a full queue drops the span and counts
-//! it (the program's `dropped` callback: `queue_full`). A background task sends
-//! batches of up to 512 spans, at least every second, each export bounded
-//! by 3 s; failed exports count their spans as dropped (`export_failed`). At shutdown the
-//! queue is closed and drained within 5 s.
+//! it (the program's [`Dropped`] callback, reason `queue_full`). A
+//! background task sends batches of up to 512 spans, at least every
+//! second, each export bounded by 3 s; failed exports count their spans as
+//! dropped (`export_failed`). At shutdown the queue is closed and drained
+//! within 5 s.
+//!
+//! Record-only spans are *not* exported by the batch processor of
+//! `opentelemetry_sdk`, and it counts no drops a program can read; so the
+//! queue and its processor are this crate's own, around the official
+//! exporter.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
