@@ -450,6 +450,54 @@ pub fn trace_id(span: &tracing::Span) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use opentelemetry::InstrumentationScope;
+    use opentelemetry::trace::{SpanContext, TraceFlags, TraceState};
+
+    /// A record-only span of `trace`, a root when `parent` is invalid.
+    fn span(trace: u128, id: u64, parent: u64, status: Status) -> SpanData {
+        SpanData {
+            span_context: SpanContext::new(
+                TraceId::from(trace),
+                SpanId::from(id),
+                TraceFlags::default(),
+                false,
+                TraceState::default(),
+            ),
+            parent_span_id: SpanId::from(parent),
+            parent_span_is_remote: false,
+            span_kind: SpanKind::Internal,
+            name: "span".into(),
+            start_time: std::time::SystemTime::now(),
+            end_time: std::time::SystemTime::now(),
+            attributes: Vec::new(),
+            dropped_attributes_count: 0,
+            events: Default::default(),
+            links: Default::default(),
+            status,
+            instrumentation_scope: InstrumentationScope::builder("test").build(),
+        }
+    }
+
+    #[test]
+    fn record_only_traces_are_sent_whole_when_their_root_failed_and_dropped_else() {
+        let queue = Queue::default();
+        let (sender, mut receiver) = mpsc::channel(16);
+        *lock(&queue.sender) = Some(sender);
+        let failed = Status::error("502");
+
+        queue.hold(span(1, 11, 10, Status::Unset));
+        queue.hold(span(1, 10, 0, Status::Ok));
+        assert!(receiver.try_recv().is_err(), "a trace that did not fail");
+
+        queue.hold(span(2, 21, 20, Status::Unset));
+        queue.hold(span(3, 31, 30, Status::Unset));
+        queue.hold(span(2, 20, 0, failed));
+        let sent: Vec<u64> = std::iter::from_fn(|| receiver.try_recv().ok())
+            .map(|s| u64::from_be_bytes(s.span_context.span_id().to_bytes()))
+            .collect();
+        assert_eq!(sent, [21, 20], "the failed trace, child and root");
+        assert_eq!(lock(&queue.pending).spans, 1, "trace 3 still waits");
+    }
 
     fn config(protocol: OtlpProtocol, endpoint: Option<&str>) -> TracingConfig {
         TracingConfig {
