@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help build run test manifests e2e crds render lint fmt bench bench-bff bench-backend bench-workflow images clean
+.PHONY: help build run test manifests e2e crds render lint fmt bench bench-bff bench-backend bench-tracing bench-workflow images clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -66,6 +66,9 @@ bench-bff: ## Load test of the BFF against a bare axum handler, 127.0.0.1 only (
 
 bench-backend: ## What the BFF adds to backend calls, against direct calls, 127.0.0.1 only (see BENCHMARKS.md)
 	bash scripts/bench-backend.sh
+
+bench-tracing: ## p50 cost of OpenTelemetry tracing (off, sampling 1.0 and 0.1, dead collector), 127.0.0.1 only (see BENCHMARKS.md)
+	bash scripts/bench-tracing.sh
 
 bench-workflow: ## Workflow events/s and p99 with 2 BFFs on a throwaway PostgreSQL, 127.0.0.1 only (see BENCHMARKS.md)
 	bash scripts/bench-workflow.sh

@@ -33,6 +33,7 @@ cases = {
         "metrics": {"port": 9090, "serviceMonitor": {"enabled": True}, "bffPodMonitor": {"enabled": True}},
         "prometheusRule": {"enabled": True},
         "webhook": {"enabled": True, "failOpen": True, "timeoutSeconds": 4},
+        "tracing": {"otlpEndpoint": "http://otel-collector.observability:4317", "samplingRate": 0.5},
     },
     "single": {"replicas": 1, "leaderElection": {"enabled": False},
                "webhook": {"enabled": True, "certManager": False}},
@@ -54,7 +55,7 @@ def fail(message):
     sys.exit(1)
 
 # The schema refuses what the chart cannot use.
-for bad in [{"replicas": "two"}, {"watchNamespaces": ["Bad_NS"]}, {"leaderElection": {"leaseDuration": "15"}}, {"unknownKey": 1}]:
+for bad in [{"replicas": "two"}, {"watchNamespaces": ["Bad_NS"]}, {"leaderElection": {"leaseDuration": "15"}}, {"unknownKey": 1}, {"tracing": {"protocol": "udp"}}]:
     try:
         render(bad)
     except Exception:
@@ -108,6 +109,8 @@ for name, docs in rendered.items():
         args = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
         if "--namespace=team-a,team-b" not in args or "--handler=files.upload" not in args:
             fail(f"namespaced: operator args {args}")
+        if "--otlp-endpoint=http://otel-collector.observability:4317" not in args or "--trace-sampling-rate=0.5" not in args:
+            fail(f"namespaced: tracing args {args}")
         if not {"ServiceMonitor", "PodMonitor", "PrometheusRule"} <= set(kinds):
             fail(f"namespaced: monitoring objects missing from {kinds}")
         hook = next((d for d in docs if d["kind"] == "ValidatingWebhookConfiguration"), None)

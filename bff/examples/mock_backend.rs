@@ -41,6 +41,18 @@ async fn main() {
             post(|Path(id): Path<String>| async move {
                 axum::Json(json!({"id": id, "status": "confirmed"}))
             }),
+        )
+        // An OTLP/HTTP collector that accepts and discards spans (an empty
+        // protobuf answer is an empty ExportTraceServiceResponse), for
+        // scripts/bench-tracing.sh.
+        .route(
+            "/v1/traces",
+            post(|_body: axum::body::Bytes| async {
+                (
+                    [("content-type", "application/x-protobuf")],
+                    Vec::<u8>::new(),
+                )
+            }),
         );
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await

@@ -5,7 +5,8 @@
 //! ```
 //!
 //! Codes are stable; messages are for people. The correlation ID is the
-//! request's (see the middleware), so a user's report finds the log lines.
+//! request's (see the middleware), so a user's report finds the log lines;
+//! when the request is traced, `trace_id` finds its trace.
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -17,6 +18,20 @@ use crate::backends::invoker::InvokeError;
 tokio::task_local! {
     /// The correlation ID of the request being handled on this task.
     pub static CORRELATION_ID: String;
+}
+
+tokio::task_local! {
+    /// The trace ID of the request being handled on this task, empty when
+    /// it is not traced.
+    pub static TRACE_ID: String;
+}
+
+/// The trace ID of the current request, when it is traced.
+pub fn trace_id() -> Option<String> {
+    TRACE_ID
+        .try_with(Clone::clone)
+        .ok()
+        .filter(|id| !id.is_empty())
 }
 
 /// The correlation ID of the current request, empty outside one.
@@ -36,6 +51,8 @@ pub struct ApiError {
     pub message: String,
     /// Structured details, e.g. the fields that failed validation.
     pub details: Option<serde_json::Value>,
+    /// `Retry-After` in seconds, for answers that say when to come back.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -46,7 +63,14 @@ impl ApiError {
             code: code.into(),
             message: message.into(),
             details: None,
+            retry_after: None,
         }
+    }
+
+    /// The same error with a `Retry-After` header of `seconds`.
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     /// The same error with structured details.
@@ -110,6 +134,11 @@ impl ApiError {
             InvokeError::InvalidInput(message) => {
                 Self::new(StatusCode::BAD_REQUEST, "INVALID_INPUT", message)
             }
+            InvokeError::TooLarge { .. } => Self::new(
+                StatusCode::BAD_GATEWAY,
+                "BACKEND_RESPONSE_TOO_LARGE",
+                "the backend's answer is larger than this BFF accepts",
+            ),
             InvokeError::CircuitOpen { .. } => Self::unavailable(
                 "BACKEND_CIRCUIT_OPEN",
                 "the backend is failing and is given time to recover; retry later",
@@ -143,6 +172,8 @@ struct Body<'a> {
     message: &'a str,
     correlation_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    trace_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     details: Option<&'a serde_json::Value>,
 }
 
@@ -150,7 +181,13 @@ impl ApiError {
     /// The response, with the given correlation ID (for layers outside the
     /// request's task-local scope).
     pub fn response_with(self, correlation_id: String) -> Response {
-        (self.status, Json(self.body(correlation_id))).into_response()
+        let mut response = (self.status, Json(self.body(correlation_id))).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 
     /// The JSON body of the error shape.
@@ -160,6 +197,7 @@ impl ApiError {
                 code: &self.code,
                 message: &self.message,
                 correlation_id,
+                trace_id: trace_id(),
                 details: self.details.as_ref(),
             },
         };

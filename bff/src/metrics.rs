@@ -64,6 +64,13 @@ pub struct WorkflowLabel {
     pub workflow_id: String,
 }
 
+/// A command.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct CommandLabel {
+    /// The command ID.
+    pub command: String,
+}
+
 /// A step of a workflow.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct StepLabel {
@@ -144,6 +151,16 @@ pub struct Metrics {
     /// `thesa_analytics_backend_failures_total{reason}`: `timeout`,
     /// `unreachable`, `status`, `answer`.
     pub analytics_backend_failures: Family<ReasonLabel, Counter>,
+    /// `thesa_rate_limited_total{command}`: runs refused with 429.
+    pub rate_limited: Family<CommandLabel, Counter>,
+    /// `thesa_rate_limit_store_errors_total`: checks the store did not
+    /// answer (the command then ran or was refused per
+    /// `rate_limit.on_store_error`).
+    pub rate_limit_store_errors: Counter,
+    /// `thesa_trace_spans_dropped_total{reason}`: spans not exported,
+    /// `queue_full` (the export queue was full) or `export_failed` (the
+    /// collector refused them or did not answer).
+    pub trace_spans_dropped: Family<ReasonLabel, Counter>,
 }
 
 impl Metrics {
@@ -270,6 +287,24 @@ impl Metrics {
             "Metrics backend queries that failed, by reason",
             analytics_backend_failures.clone(),
         );
+        let rate_limited = Family::<CommandLabel, Counter>::default();
+        registry.register(
+            "thesa_rate_limited",
+            "Command runs refused by their rate limit, by command",
+            rate_limited.clone(),
+        );
+        let rate_limit_store_errors = Counter::default();
+        registry.register(
+            "thesa_rate_limit_store_errors",
+            "Rate limit checks the store did not answer",
+            rate_limit_store_errors.clone(),
+        );
+        let trace_spans_dropped = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "thesa_trace_spans_dropped",
+            "Spans not exported, by reason (queue_full, export_failed)",
+            trace_spans_dropped.clone(),
+        );
         let build = Family::<BuildLabels, Gauge>::default();
         build
             .get_or_create(&BuildLabels {
@@ -303,6 +338,9 @@ impl Metrics {
             analytics_cache_misses,
             analytics_backend_duration,
             analytics_backend_failures,
+            rate_limited,
+            rate_limit_store_errors,
+            trace_spans_dropped,
         }
     }
 

@@ -15,7 +15,7 @@ use arc_swap::ArcSwap;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use thesa_core::config::{Config, WorkflowDriver};
+use thesa_core::config::{Config, ServerConfig, WorkflowDriver};
 use thesa_core::finding::{Finding, Severity};
 use thesa_core::openapi::OperationIndex;
 use tokio::signal::unix::{Signal, SignalKind, signal};
@@ -29,11 +29,12 @@ use crate::features::analytics::Analytics;
 use crate::features::handlers::Handlers;
 use crate::features::idempotency;
 use crate::features::lookups::LookupCache;
+use crate::features::rate_limit::Limiter;
 use crate::features::views::ViewCache;
 use crate::features::workflow;
 use crate::features::workflow::store::Store as WorkflowStore;
-use crate::http::routes;
-use crate::metrics::Metrics;
+use crate::http::{limits, routes};
+use crate::metrics::{Metrics, ReasonLabel};
 use crate::registry::{LoadError, Registry};
 use crate::settings;
 use crate::state::{AppState, BUILD};
@@ -41,6 +42,9 @@ use crate::{reload, sources, telemetry};
 
 /// Most time background tasks get to stop after the drain.
 const BACKGROUND_STOP: Duration = Duration::from_secs(5);
+
+/// Most time queued spans get to reach the collector at shutdown.
+const TRACE_FLUSH: Duration = Duration::from_secs(5);
 
 /// A start-up step that failed: which, and why.
 #[derive(Debug)]
@@ -70,7 +74,12 @@ pub fn run(config_path: Option<PathBuf>) -> ExitCode {
     };
     let code = runtime.block_on(async move {
         match start(config_path.as_deref(), &level, started).await {
-            Ok(server) => server.serve().await,
+            Ok(server) => {
+                let code = server.serve().await;
+                // The guide's "flush the span exporter" (at most 5 s).
+                level.traces().shutdown(TRACE_FLUSH).await;
+                code
+            }
             Err(Failed { step, error }) => {
                 tracing::error!(step, error = %error, "start-up failed: {step}: {error}");
                 ExitCode::FAILURE
@@ -126,10 +135,23 @@ async fn start(
             "environment variable ignored: it is not a configuration path"
         );
     }
+    level
+        .traces()
+        .start(&config.observability.tracing, {
+            let dropped = metrics.trace_spans_dropped.clone();
+            Arc::new(move |reason, count| {
+                dropped.get_or_create(&ReasonLabel { reason }).inc_by(count);
+            })
+        })
+        .map_err(failed("tracing"))?;
     if config.observability.tracing.enabled {
-        tracing::warn!(
-            "observability.tracing.enabled is set, but this build has no trace exporter; \
-             request spans appear in the logs only"
+        let tracing = &config.observability.tracing;
+        tracing::info!(
+            endpoint = tracing.endpoint.as_deref().unwrap_or("default"),
+            protocol = ?tracing.protocol,
+            sampling_rate = tracing.sampling_rate,
+            force_sample_errors = tracing.force_sample_errors,
+            "trace export started"
         );
     }
 
@@ -221,6 +243,16 @@ async fn start(
     } else {
         None
     };
+    // Rate limits (Redis is connected now, like the idempotency store).
+    let rate_limits = if config.rate_limit.enabled {
+        Some(
+            Limiter::new(&config.rate_limit)
+                .await
+                .map_err(failed("rate limit store"))?,
+        )
+    } else {
+        None
+    };
     let lookups = LookupCache::new(&config.lookup);
     // The analytics API: without a backend URL its routes answer 503.
     let analytics_token = std::env::var(&config.analytics.token_env)
@@ -242,6 +274,7 @@ async fn start(
         lookups,
         badges: Default::default(),
         idempotency,
+        rate_limits,
         workflows,
         analytics,
         metrics,
@@ -343,8 +376,7 @@ impl Server {
             tracing::warn!("second signal during shutdown; exiting without draining");
             std::process::exit(1);
         });
-        let read_timeout = state.config.server.read_timeout.get();
-        let connections = accept(listener, app, read_timeout, signalled).await;
+        let connections = accept(listener, app, &state.config.server, signalled).await;
 
         // Draining: in-flight requests get `shutdown_timeout`; idle
         // keep-alive connections close at once.
@@ -377,17 +409,19 @@ impl Server {
 /// and returns the open connections for draining. Each connection gets
 /// `read_timeout` to send its request headers, so a client that trickles
 /// them (or never sends any) cannot hold a connection, nor the shutdown,
-/// for long.
+/// for long; heads past `max_header_bytes` or `max_headers` are answered
+/// 431.
 async fn accept(
     listener: tokio::net::TcpListener,
     app: axum::Router,
-    read_timeout: Duration,
+    config: &ServerConfig,
     mut stop: watch::Receiver<bool>,
 ) -> GracefulShutdown {
     let connections = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(read_timeout);
+        .header_read_timeout(config.read_timeout.get());
+    limits::http1(&mut http, config);
     loop {
         tokio::select! {
             _ = stop.wait_for(|s| *s) => break,

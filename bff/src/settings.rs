@@ -197,6 +197,7 @@ fn secret_variables(config: &Config) -> Vec<String> {
     let mut names = vec![
         config.workflow.store.dsn_env.clone(),
         config.idempotency.store.addr_env.clone(),
+        config.rate_limit.addr_env.clone(),
         config.handlers.notify_webhook.url_env.clone(),
         config.analytics.token_env.clone(),
         "THESA_SERVICE_TOKEN_SECRET".to_string(),

@@ -58,6 +58,9 @@ pub struct AppState {
     /// Idempotency keys of commands (`None` when `idempotency.enabled` is
     /// off: commands then run without keys).
     pub idempotency: Option<Store>,
+    /// Counts of commands' rate limits (`None` when `rate_limit.enabled`
+    /// is off).
+    pub rate_limits: Option<crate::features::rate_limit::Limiter>,
     /// Workflow instances (memory when workflows are off: never used).
     pub workflows: crate::features::workflow::store::Store,
     /// The analytics query API over the metrics backend.

@@ -1,9 +1,13 @@
 //! Start-up step 2: JSON logs on standard output (one object per line, as
 //! log collectors expect). The subscriber starts at `info` before the
 //! configuration is read, so that a configuration error is logged as
-//! JSON too, then takes the configured level.
+//! JSON too, then takes the configured level. The OpenTelemetry layer is
+//! installed with it, off until the configuration turns traces on (see
+//! `traces`).
 
 use thesa_core::config::LogLevel;
+
+use thesa_traces::Traces;
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -13,6 +17,7 @@ use tracing_subscriber::{EnvFilter, Registry, reload};
 /// flushes the log lines still queued (the guide's "flush log buffers").
 pub struct LevelHandle {
     filter: reload::Handle<EnvFilter, Registry>,
+    traces: Traces,
     _flush_on_drop: WorkerGuard,
 }
 
@@ -39,17 +44,25 @@ pub fn init() -> LevelHandle {
         .with_current_span(true)
         .with_span_list(false)
         .with_target(false);
+    let (otel, traces) = thesa_traces::layer("thesa-bff", |_| true);
     tracing_subscriber::registry()
         .with(filter)
+        .with(otel)
         .with(json)
         .init();
     LevelHandle {
         filter: handle,
+        traces,
         _flush_on_drop: guard,
     }
 }
 
 impl LevelHandle {
+    /// The trace export (off until started with the configuration).
+    pub fn traces(&self) -> &Traces {
+        &self.traces
+    }
+
     /// Applies `observability.log_level`.
     pub fn set(&self, level: LogLevel) {
         let level = match level {

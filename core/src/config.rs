@@ -35,6 +35,8 @@ pub struct Config {
     pub workflow: WorkflowConfig,
     /// Idempotency keys and their store.
     pub idempotency: IdempotencyConfig,
+    /// Where commands' `rate_limit` counts are kept.
+    pub rate_limit: RateLimitConfig,
     /// Global search.
     pub search: SearchConfig,
     /// Lookups.
@@ -97,6 +99,23 @@ pub struct ServerConfig {
     pub shutdown_timeout: Duration,
     /// Cross-origin requests.
     pub cors: CorsConfig,
+    /// Largest request body accepted, in bytes; a larger one is answered
+    /// 413 (uploads have `files.max_upload_bytes` instead).
+    #[schemars(range(min = 1))]
+    pub max_request_body_bytes: u64,
+    /// Largest backend answer read, in bytes; a larger one is not read
+    /// further and the request is answered 502.
+    #[schemars(range(min = 1))]
+    pub max_backend_response_bytes: u64,
+    /// Largest request head (request line and headers), in bytes; a larger
+    /// one is answered 431 and the connection closed.
+    #[schemars(range(min = 1024))]
+    pub max_header_bytes: u64,
+    /// Most request headers; more are answered 431.
+    #[schemars(range(min = 1))]
+    pub max_headers: u32,
+    /// HTTP Strict Transport Security, for a BFF reached over HTTPS.
+    pub hsts: HstsConfig,
 }
 
 impl Default for ServerConfig {
@@ -108,6 +127,33 @@ impl Default for ServerConfig {
             handler_timeout: Duration::from_secs(25),
             shutdown_timeout: Duration::from_secs(30),
             cors: CorsConfig::default(),
+            max_request_body_bytes: 1024 * 1024,
+            max_backend_response_bytes: 10 * 1024 * 1024,
+            max_header_bytes: 64 * 1024,
+            max_headers: 100,
+            hsts: HstsConfig::default(),
+        }
+    }
+}
+
+/// The `Strict-Transport-Security` header.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct HstsConfig {
+    /// Whether every answer carries the header (only behind HTTPS).
+    pub enabled: bool,
+    /// How long browsers keep to HTTPS (`max-age`).
+    pub max_age: Duration,
+    /// Whether subdomains are included (`includeSubDomains`).
+    pub include_subdomains: bool,
+}
+
+impl Default for HstsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            max_age: Duration::from_secs(365 * 86_400),
+            include_subdomains: false,
         }
     }
 }
@@ -692,6 +738,57 @@ impl Default for IdempotencyStoreConfig {
     }
 }
 
+/// Where rate-limit counts are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RateLimitDriver {
+    /// Redis (shared by all replicas).
+    Redis,
+    /// In memory (each replica counts alone).
+    #[default]
+    Memory,
+}
+
+/// What a rate-limited command gets when the store does not answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreFailure {
+    /// Run the command unlimited (fail open).
+    #[default]
+    Allow,
+    /// Refuse the command with 503 (fail closed).
+    Deny,
+}
+
+/// Commands' rate limits (`rate_limit` in a command's definition).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct RateLimitConfig {
+    /// Whether commands' `rate_limit` is applied.
+    pub enabled: bool,
+    /// `redis` or `memory`.
+    pub driver: RateLimitDriver,
+    /// Environment variable holding the Redis address.
+    pub addr_env: String,
+    /// Redis database number.
+    pub db: u32,
+    /// `allow` (fail open) or `deny` (fail closed, 503) when Redis does not
+    /// answer.
+    pub on_store_error: StoreFailure,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            driver: RateLimitDriver::Memory,
+            addr_env: "THESA_REDIS_ADDR".into(),
+            db: 0,
+            on_store_error: StoreFailure::Allow,
+        }
+    }
+}
+
 /// Global search.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
@@ -915,6 +1012,24 @@ pub struct TracingConfig {
     pub sampling_rate: f64,
     /// Always trace requests that fail.
     pub force_sample_errors: bool,
+    /// `grpc` (collector port 4317) or `http_protobuf` (port 4318,
+    /// `/v1/traces`).
+    pub protocol: OtlpProtocol,
+    /// Most spans waiting for export; past it spans are dropped (and
+    /// counted), never waited for.
+    #[schemars(range(min = 1))]
+    pub queue_size: u32,
+}
+
+/// How spans are sent to the collector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OtlpProtocol {
+    /// OTLP over gRPC.
+    #[default]
+    Grpc,
+    /// OTLP over HTTP with protobuf bodies.
+    HttpProtobuf,
 }
 
 impl Default for TracingConfig {
@@ -925,6 +1040,8 @@ impl Default for TracingConfig {
             endpoint: None,
             sampling_rate: 0.1,
             force_sample_errors: true,
+            protocol: OtlpProtocol::Grpc,
+            queue_size: 2048,
         }
     }
 }

@@ -9,13 +9,62 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, PostParams};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use thesa_operator::crd::ThesaDefinition;
 
 mod support;
+
+/// An OTLP/gRPC collector (the official service definition) on 127.0.0.1:
+/// its URL and the spans it received.
+async fn collector() -> (String, Arc<Mutex<Vec<Span>>>) {
+    #[derive(Clone, Default)]
+    struct Received(Arc<Mutex<Vec<Span>>>);
+    #[tonic::async_trait]
+    impl TraceService for Received {
+        async fn export(
+            &self,
+            request: tonic::Request<ExportTraceServiceRequest>,
+        ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+            let mut spans = self.0.lock().expect("spans");
+            for resource in request.into_inner().resource_spans {
+                for scope in resource.scope_spans {
+                    spans.extend(scope.spans);
+                }
+            }
+            Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+        }
+    }
+    let received = Received::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("free port");
+    let addr = listener.local_addr().expect("address");
+    let service = TraceServiceServer::new(received.clone());
+    let incoming = futures::stream::unfold(listener, |listener| async move {
+        let accepted = listener.accept().await.map(|(stream, _)| stream);
+        Some((accepted, listener))
+    });
+    tokio::spawn(async move {
+        let _ = tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(incoming)
+            .await;
+    });
+    (format!("http://{addr}"), received.0)
+}
 use support::apiserver::{ApiServer, documented_permissions};
 use support::{NS, TestResult, client_with, orders_copy, repo_file, sample_deployment, samples};
 
@@ -382,5 +431,58 @@ async fn the_pods_source_reads_metrics_through_the_pod_proxy_under_rbac() -> Tes
     };
     let err = ApiMetrics::default().read(&request).await.unwrap_err();
     assert!(err.contains("thesa-canary-gone"), "{err}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn reconciles_are_traced_with_their_api_calls_as_children() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let (endpoint, spans) = collector().await;
+    let server = ApiServer::start(samples().await, None).await;
+    let mut operator = Operator::start(&server, dir.path(), &["--otlp-endpoint", &endpoint]);
+    eventually(
+        &mut operator,
+        Duration::from_secs(60),
+        "the samples are reconciled",
+        || all_accepted(&server),
+    )
+    .await;
+    let names = |span: &Span| {
+        span.attributes
+            .iter()
+            .find(|a| a.key == "thesadeployment")
+            .and_then(|a| match a.value.as_ref()?.value.as_ref()? {
+                AnyValue::StringValue(s) => Some(s.clone()),
+                _ => None,
+            })
+    };
+    let traced = |spans: &[Span]| {
+        spans.iter().find_map(|reconcile| {
+            let name = names(reconcile)?;
+            // An API call: the client's span, with the URL it called.
+            let call = spans.iter().find(|s| {
+                s.parent_span_id == reconcile.span_id
+                    && s.trace_id == reconcile.trace_id
+                    && s.kind == SpanKind::Client as i32
+            })?;
+            let url = call.attributes.iter().find(|a| a.key == "http.url")?;
+            Some((name, format!("{:?}", url.value)))
+        })
+    };
+    let mut found = None;
+    eventually(
+        &mut operator,
+        Duration::from_secs(20),
+        "a reconcile span with an API call as its child reaches the collector",
+        || {
+            found = traced(&spans.lock().expect("spans"));
+            let done = found.is_some();
+            async move { done }
+        },
+    )
+    .await;
+    let (name, call) = found.expect("found above");
+    assert!(name.ends_with("thesa"), "the object's name: {name}");
+    assert!(call.contains("/api"), "an API call's URL: {call}");
     Ok(())
 }

@@ -26,8 +26,9 @@ use reqwest::Method;
 use serde_json::Value;
 use thesa_core::config::{AuthStrategy, Config, ContextHeaders, RetryConfig, ServiceConfig};
 use thesa_core::openapi::{Operation, OperationIndex};
+use tracing::Instrument;
 
-use crate::backends::outbound::error_chain;
+use crate::backends::outbound::{ReadError, error_chain, read_limited};
 use crate::backends::resilience::{Breaker, BreakerState, Permit, backoff, is_idempotent};
 use crate::backends::service_token::ServiceToken;
 use crate::metrics::{Metrics, ServiceLabel};
@@ -91,6 +92,15 @@ pub enum InvokeError {
     /// message says what to send).
     #[error("{0}")]
     InvalidInput(String),
+    /// The backend's answer is larger than
+    /// `server.max_backend_response_bytes`; it was not read further.
+    #[error("{service} answered more than {limit} bytes (server.max_backend_response_bytes)")]
+    TooLarge {
+        /// The service.
+        service: String,
+        /// The limit, in bytes.
+        limit: u64,
+    },
     /// The backend's answer is not JSON.
     #[error("{service} answered something that is not JSON")]
     NotJson {
@@ -173,6 +183,8 @@ pub struct Invoker {
     durations: Family<ServiceLabel, Histogram>,
     retries: Family<ServiceLabel, Counter>,
     breaker_states: Family<ServiceLabel, Gauge>,
+    /// Largest answer read (`server.max_backend_response_bytes`).
+    max_answer: u64,
 }
 
 impl Invoker {
@@ -215,6 +227,7 @@ impl Invoker {
             durations: metrics.backend_duration.clone(),
             retries: metrics.backend_retries.clone(),
             breaker_states: metrics.breaker_state.clone(),
+            max_answer: config.server.max_backend_response_bytes,
         })
     }
 
@@ -259,9 +272,30 @@ impl Invoker {
         loop {
             let permit = self.permit(service_id, service)?;
             let started = Instant::now();
+            let span = tracing::info_span!(
+                "backend call",
+                otel.name = %format!("{} {}", operation.method, operation.path),
+                otel.kind = "client",
+                otel.status_code = tracing::field::Empty,
+                service = service_id,
+                operation = %operation.operation_id,
+                attempt,
+                http.response.status_code = tracing::field::Empty,
+            );
             let outcome = self
-                .attempt(service_id, service, operation, params, body, context)
+                .attempt(service_id, service, operation, params, body, context, &span)
+                .instrument(span.clone())
                 .await;
+            match &outcome {
+                Ok(_) => {}
+                Err(InvokeError::Status { status, .. }) => {
+                    span.record("http.response.status_code", *status);
+                    span.record("otel.status_code", "ERROR");
+                }
+                Err(_) => {
+                    span.record("otel.status_code", "ERROR");
+                }
+            }
             let failed = match &outcome {
                 Err(InvokeError::Timeout { .. } | InvokeError::Unreachable { .. }) => true,
                 Err(InvokeError::Status { status, .. }) => *status >= 500,
@@ -403,7 +437,8 @@ impl Invoker {
         })
     }
 
-    /// One attempt of a call.
+    /// One attempt of a call, in `span` (whose `traceparent` it sends).
+    #[allow(clippy::too_many_arguments)]
     async fn attempt(
         &self,
         service_id: &str,
@@ -412,6 +447,7 @@ impl Invoker {
         params: &Params,
         body: Option<&Value>,
         context: &CallContext,
+        span: &tracing::Span,
     ) -> Result<Value, InvokeError> {
         let url = format!(
             "{}{}",
@@ -432,6 +468,9 @@ impl Invoker {
         if let Some(body) = body {
             request = request.json(body);
         }
+        let mut trace_headers = reqwest::header::HeaderMap::new();
+        thesa_traces::inject(span, &mut trace_headers);
+        request = request.headers(trace_headers);
         let unreachable = |err: reqwest::Error| {
             if err.is_timeout() {
                 InvokeError::Timeout {
@@ -447,7 +486,16 @@ impl Invoker {
         };
         let response = request.send().await.map_err(unreachable)?;
         let status = response.status();
-        let bytes = response.bytes().await.map_err(unreachable)?;
+        if status.is_success() {
+            span.record("http.response.status_code", status.as_u16());
+        }
+        let bytes = self
+            .read(service_id, response)
+            .await
+            .map_err(|err| match err {
+                ReadError::Read(err) => unreachable(err),
+                too_large => self.read_error(service_id, too_large),
+            })?;
         if !status.is_success() {
             return Err(InvokeError::Status {
                 service: service_id.to_string(),
@@ -464,12 +512,46 @@ impl Invoker {
     }
 }
 
+impl Invoker {
+    /// The body of a backend answer, at most
+    /// `server.max_backend_response_bytes` of it.
+    pub async fn read(
+        &self,
+        service_id: &str,
+        response: reqwest::Response,
+    ) -> Result<Vec<u8>, ReadError> {
+        let read = read_limited(response, self.max_answer).await;
+        if matches!(read, Err(ReadError::TooLarge)) {
+            tracing::warn!(
+                service = service_id,
+                limit = self.max_answer,
+                "backend answer larger than server.max_backend_response_bytes; not read further"
+            );
+        }
+        read
+    }
+
+    /// A failed [`Invoker::read`] as an [`InvokeError`].
+    pub fn read_error(&self, service_id: &str, err: ReadError) -> InvokeError {
+        match err {
+            ReadError::TooLarge => InvokeError::TooLarge {
+                service: service_id.to_string(),
+                limit: self.max_answer,
+            },
+            ReadError::Read(err) => InvokeError::Unreachable {
+                service: service_id.to_string(),
+                message: error_chain(&err),
+            },
+        }
+    }
+}
+
 /// Most bytes of an error answer read to find its code.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
 /// The JSON of an error answer, when its first [`MAX_ERROR_BODY`] bytes
 /// hold one.
-async fn error_body(mut response: reqwest::Response) -> Option<Value> {
+pub(crate) async fn error_body(mut response: reqwest::Response) -> Option<Value> {
     let mut bytes = Vec::new();
     while let Ok(Some(chunk)) = response.chunk().await {
         bytes.extend_from_slice(&chunk);

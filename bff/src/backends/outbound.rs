@@ -28,3 +28,35 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
     }
     text
 }
+
+/// Why a bounded read of an answer stopped.
+#[derive(Debug)]
+pub enum ReadError {
+    /// The body is larger than the limit (declared or as it came in); it
+    /// was not read further.
+    TooLarge,
+    /// The connection failed while reading.
+    Read(reqwest::Error),
+}
+
+/// The body of `response`, at most `limit` bytes: a `Content-Length` above
+/// the limit is refused before reading, and a body without one is read
+/// chunk by chunk and dropped as soon as it passes the limit, so no more
+/// than `limit` bytes (plus one chunk) are ever held.
+pub async fn read_limited(
+    mut response: reqwest::Response,
+    limit: u64,
+) -> Result<Vec<u8>, ReadError> {
+    let declared = response.content_length();
+    if declared.is_some_and(|length| length > limit) {
+        return Err(ReadError::TooLarge);
+    }
+    let mut body = Vec::with_capacity(declared.unwrap_or(0) as usize);
+    while let Some(chunk) = response.chunk().await.map_err(ReadError::Read)? {
+        if (body.len() + chunk.len()) as u64 > limit {
+            return Err(ReadError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}

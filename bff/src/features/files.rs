@@ -314,13 +314,10 @@ pub async fn upload_handler(
         )
         .await?;
     let service = config.service.clone();
-    let bytes = response
-        .bytes()
+    let bytes = invoker
+        .read(&service, response)
         .await
-        .map_err(|err| InvokeError::Unreachable {
-            service: service.clone(),
-            message: err.to_string(),
-        })?;
+        .map_err(|err| invoker.read_error(&service, err))?;
     if bytes.is_empty() {
         return Ok(Value::Null);
     }

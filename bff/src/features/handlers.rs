@@ -215,7 +215,7 @@ impl NotifyWebhook {
             return Err(InvokeError::Status {
                 service: service(),
                 status: status.as_u16(),
-                body: response.json().await.ok(),
+                body: crate::backends::invoker::error_body(response).await,
             });
         }
         Ok(json!({ "delivered": true, "status": status.as_u16() }))

@@ -59,6 +59,7 @@ impl Store {
     }
 
     /// Claims `key` for a run, unless it is running or ran.
+    #[tracing::instrument(name = "idempotency store", skip_all, fields(call = "begin"))]
     pub async fn begin(
         &self,
         key: &str,
@@ -72,6 +73,7 @@ impl Store {
     }
 
     /// Keeps the definitive answer of a run for replay.
+    #[tracing::instrument(name = "idempotency store", skip_all, fields(call = "complete"))]
     pub async fn complete(&self, key: &str, fingerprint: [u8; 32], stored: Stored, ttl: Duration) {
         match self {
             Self::Memory(store) => store.complete(key, stored),
@@ -84,6 +86,7 @@ impl Store {
     }
 
     /// Frees a key whose run ended without a definitive answer.
+    #[tracing::instrument(name = "idempotency store", skip_all, fields(call = "abandon"))]
     pub async fn abandon(&self, key: &str) {
         match self {
             Self::Memory(store) => store.abandon(key),
@@ -110,6 +113,23 @@ pub struct RedisStore {
     connection: ConnectionManager,
 }
 
+/// A connection to Redis at `address` (`host:port` or a `redis://` URL),
+/// made now; every command is bounded by [`REDIS_TIMEOUT`]. Shared with
+/// the rate limiter.
+pub async fn connect_redis(address: &str, db: u32) -> Result<ConnectionManager, redis::RedisError> {
+    let url = if address.contains("://") {
+        address.to_string()
+    } else {
+        format!("redis://{address}/{db}")
+    };
+    let client = redis::Client::open(url)?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(REDIS_TIMEOUT))
+        .set_response_timeout(Some(REDIS_TIMEOUT))
+        .set_number_of_retries(1);
+    ConnectionManager::new_with_config(client, config).await
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -121,19 +141,7 @@ fn redis_error(err: redis::RedisError) -> StoreError {
 impl RedisStore {
     /// Connects to `address` (`host:port` or a `redis://` URL).
     pub async fn connect(address: &str, db: u32) -> Result<Self, StoreError> {
-        let url = if address.contains("://") {
-            address.to_string()
-        } else {
-            format!("redis://{address}/{db}")
-        };
-        let client = redis::Client::open(url).map_err(redis_error)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(REDIS_TIMEOUT))
-            .set_response_timeout(Some(REDIS_TIMEOUT))
-            .set_number_of_retries(1);
-        let connection = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(redis_error)?;
+        let connection = connect_redis(address, db).await.map_err(redis_error)?;
         Ok(Self { connection })
     }
 

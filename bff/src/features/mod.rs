@@ -13,6 +13,7 @@ pub mod handlers;
 pub mod idempotency;
 pub mod lookups;
 pub mod metadata;
+pub mod rate_limit;
 pub mod search;
 pub mod views;
 pub mod workflow;

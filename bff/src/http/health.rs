@@ -5,7 +5,7 @@
 //! Readiness is 503 (`not_ready`) when a critical check fails: the
 //! definitions, the OpenAPI index, the identity provider's keys (never
 //! loaded) or the policy engine; without them no request can be answered
-//! correctly. The workflow and idempotency stores
+//! correctly. The workflow, idempotency and rate limit stores
 //! and the metrics backend of analytics are not critical: when one fails,
 //! the BFF is `degraded` and still answers 200, because navigation, pages
 //! and forms keep working (the guide's "Workflow Store Unavailable"
@@ -132,6 +132,21 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
             }
         };
         checks.insert("idempotency_store".into(), json!(check));
+    }
+
+    if let Some(limiter) = state.rate_limits.as_ref().filter(|l| l.driver() == "redis") {
+        let check = match limiter.ping().await {
+            Ok(latency) => Check::ok(json!({
+                "driver": limiter.driver(),
+                "latency_ms": latency.as_millis() as u64,
+            })),
+            Err(err) => {
+                degraded = true;
+                tracing::warn!(error = %err, "readiness: rate limit store check failed");
+                Check::error("the rate limit store does not answer".into())
+            }
+        };
+        checks.insert("rate_limit_store".into(), json!(check));
     }
 
     // Like the stores, the metrics backend serves one feature (analytics):

@@ -11,6 +11,9 @@
 //! enforced: hyper has no write timeout, and `handler_timeout` bounds the
 //! handlers.
 //!
+//! Outside the chain, every answer gets the security headers; inside the
+//! metrics, request bodies are limited (see `limits`).
+//!
 //! The layers run after routing (`Router::layer`), so each one sees the
 //! matched route pattern; the public routes (`/ui/health`, `/ui/ready`,
 //! `/healthz` for probes written for Thesa, the metrics path) pass auth and
@@ -34,7 +37,8 @@ use tracing::Instrument;
 
 use crate::access::Caller;
 use crate::access::auth::Principal;
-use crate::error::{ApiError, CORRELATION_ID};
+use crate::error::{ApiError, CORRELATION_ID, TRACE_ID};
+use crate::http::limits;
 use crate::metrics::{ReasonLabel, ResponseLabels, RouteLabels};
 use crate::state::AppState;
 use thesa_core::config::CorsConfig;
@@ -56,19 +60,25 @@ pub fn apply(
 ) -> Result<Router<Arc<AppState>>, String> {
     Ok(router.layer(
         ServiceBuilder::new()
+            .layer(limits::nosniff())
+            .layer(limits::frame_options())
+            .layer(limits::hsts(&state.config.server.hsts))
+            .layer(from_fn(limits::no_store))
             .layer(from_fn(recovery))
             .layer(cors(&state.config.server.cors)?)
             .layer(from_fn(request_id))
+            .layer(from_fn(trace))
             .layer(from_fn(logging))
             .layer(from_fn_with_state(state.clone(), metrics))
+            .layer(from_fn_with_state(state.clone(), limits::request_body))
+            .layer(limits::default_body_limit(&state.config.server))
             .layer(from_fn_with_state(state.clone(), authenticate))
             .layer(from_fn_with_state(state.clone(), context))
             .layer(from_fn_with_state(state.clone(), timeout))
             .layer(RequestBodyTimeoutLayer::new(
                 state.config.server.read_timeout.get(),
             ))
-            .layer(MapRequestBodyLayer::new(axum::body::Body::new))
-            .layer(from_fn(trace)),
+            .layer(MapRequestBodyLayer::new(axum::body::Body::new)),
     ))
 }
 
@@ -242,6 +252,7 @@ async fn context(State(state): State<Arc<AppState>>, mut request: Request, next:
     let capabilities = match state
         .capabilities
         .resolve(&principal, partition.as_deref())
+        .instrument(tracing::info_span!("capability check"))
         .await
     {
         Ok(set) => set,
@@ -359,16 +370,42 @@ async fn metrics(State(state): State<Arc<AppState>>, request: Request, next: Nex
     response
 }
 
-/// A span around the handler, so its log lines carry the route and the
-/// correlation ID. (Spans are not exported: this build has no OpenTelemetry
-/// exporter; `observability.tracing.enabled` only logs a warning.)
+/// The request's span (exported when tracing is on, see `traces`): route
+/// pattern, method, correlation ID, then status and tenant; an incoming
+/// `traceparent` is continued; a 5xx marks it failed. Log lines inside it
+/// carry its fields, the trace ID among them, and error bodies the trace ID.
 async fn trace(request: Request, next: Next) -> Response {
+    let route = route_of(&request);
+    let method = method_label(request.method());
     let span = tracing::info_span!(
         "request",
-        route = %route_of(&request),
+        otel.name = %format!("{method} {route}"),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        route = %route,
+        http.request.method = method,
+        http.response.status_code = tracing::field::Empty,
         correlation_id = %crate::error::correlation_id(),
+        tenant = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
     );
-    next.run(request).instrument(span).await
+    thesa_traces::continue_trace(&span, request.headers());
+    let trace_id = thesa_traces::trace_id(&span).unwrap_or_default();
+    if !trace_id.is_empty() {
+        span.record("trace_id", trace_id.as_str());
+    }
+    let response = TRACE_ID
+        .scope(trace_id, next.run(request).instrument(span.clone()))
+        .await;
+    let status = response.status().as_u16();
+    span.record("http.response.status_code", status);
+    if let Some(tenant) = response.extensions().get::<Tenant>() {
+        span.record("tenant", tenant.0.as_str());
+    }
+    if status >= 500 {
+        span.record("otel.status_code", "ERROR");
+    }
+    response
 }
 
 #[cfg(test)]

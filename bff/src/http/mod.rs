@@ -6,6 +6,7 @@
 
 pub mod extract;
 pub mod health;
+pub mod limits;
 pub mod middleware;
 pub mod routes;
 pub mod workflows;

@@ -25,14 +25,17 @@ use crate::features::files;
 use crate::features::idempotency::{self, Begin, Stored};
 use crate::features::lookups;
 use crate::features::metadata;
+use crate::features::rate_limit;
 use crate::features::search;
 use crate::features::views::{Rendered, View};
 use crate::http::extract::{QueryPairs, call_context, id, json_body, pairs};
 use crate::http::health;
 use crate::http::middleware;
 use crate::http::workflows;
+use crate::metrics::CommandLabel;
 use crate::registry::Registry;
 use crate::state::{AppState, BUILD};
+use thesa_core::config::StoreFailure;
 use thesa_core::model::OperationBinding;
 use thesa_core::openapi::{Operation, ServiceSpec};
 
@@ -545,6 +548,7 @@ async fn command(
         .command(&id)
         .filter(|c| caller.capabilities.has_all(&c.capabilities))
         .ok_or_else(|| ApiError::not_found("command", &id))?;
+    rate_limit(&state, command, &caller).await?;
     if let Some(form) = registry.form_submitting(&id) {
         commands::validate(form, &request.input)?;
     }
@@ -627,6 +631,62 @@ async fn command(
         }
     }
     Ok(Json(outcome?).into_response())
+}
+
+/// Counts the run against the command's `rate_limit`: 429 with
+/// `Retry-After` past it; when the store does not answer, the run goes on
+/// or gets 503 per `rate_limit.on_store_error`.
+async fn rate_limit(
+    state: &AppState,
+    command: &thesa_core::model::Command,
+    caller: &Caller,
+) -> Result<(), ApiError> {
+    let (Some(limiter), Some(rule)) = (&state.rate_limits, &command.rate_limit) else {
+        return Ok(());
+    };
+    let Some(limit) = rate_limit::Limit::of(rule) else {
+        return Ok(());
+    };
+    let key = rate_limit::key(&command.id, rule.scope.unwrap_or_default(), caller);
+    match limiter.check(&key, limit).await {
+        Ok(rate_limit::Decision::Allowed) => Ok(()),
+        Ok(rate_limit::Decision::Limited { retry_after }) => {
+            state
+                .metrics
+                .rate_limited
+                .get_or_create(&CommandLabel {
+                    command: command.id.clone(),
+                })
+                .inc();
+            let seconds = rate_limit::retry_after_seconds(retry_after);
+            Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "RATE_LIMITED",
+                format!(
+                    "{} runs of this command are allowed per {}; retry in {seconds} s",
+                    limit.max,
+                    rule.window.map(|w| w.to_string()).unwrap_or_default()
+                ),
+            )
+            .with_retry_after(seconds))
+        }
+        Err(err) => {
+            state.metrics.rate_limit_store_errors.inc();
+            match state.config.rate_limit.on_store_error {
+                StoreFailure::Allow => {
+                    tracing::warn!(error = %err, "rate limit store unavailable; the command runs unlimited");
+                    Ok(())
+                }
+                StoreFailure::Deny => {
+                    tracing::error!(error = %err, "rate limit store unavailable; the command is refused");
+                    Err(ApiError::unavailable(
+                        "RATE_LIMIT_STORE_UNAVAILABLE",
+                        "the rate limit store does not answer; the command was not run",
+                    ))
+                }
+            }
+        }
+    }
 }
 
 /// The idempotency key: the `X-Idempotency-Key` header (`key_source:

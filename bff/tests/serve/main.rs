@@ -12,11 +12,14 @@ mod files;
 mod handlers;
 mod harness;
 mod keto;
+mod limits;
 mod lookups;
+mod rate_limits;
 mod resilience;
 mod search;
 mod service_token;
 mod tls;
+mod traces;
 mod workflows;
 
 #[path = "../support/postgres.rs"]

@@ -99,16 +99,32 @@ pub struct Idempotency {
     pub ttl: Option<Duration>,
 }
 
-/// A rate limit.
+/// A rate limit: at most `max_requests` runs of the command in any
+/// `window`, counted per `scope`. Without `max_requests` or `window` the
+/// command is not limited.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RateLimit {
     /// Requests allowed per window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub max_requests: Option<u32>,
     /// Length of the window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<Duration>,
-    /// Who shares a limit: `user`, `tenant`, `global`.
+    /// Who shares a limit: `user` (the default), `tenant`, `global`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scope: Option<String>,
+    pub scope: Option<RateLimitScope>,
+}
+
+/// Who shares one rate limit's count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RateLimitScope {
+    /// Each user (subject within a tenant).
+    #[default]
+    User,
+    /// Each tenant.
+    Tenant,
+    /// Every caller together.
+    Global,
 }

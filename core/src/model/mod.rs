@@ -15,7 +15,9 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub use command::{BodyMapping, Command, Idempotency, InputMapping, OutputMapping, RateLimit};
+pub use command::{
+    BodyMapping, Command, Idempotency, InputMapping, OutputMapping, RateLimit, RateLimitScope,
+};
 pub use page::{
     ALWAYS_READ_ONLY, Action, ActionType, Breadcrumb, Column, Condition, Confirmation, Dependency,
     Field, FieldValidation, Filter, Form, HIDDEN, Layout, Link, Options, Page, Section, SortDir,

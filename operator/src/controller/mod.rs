@@ -165,9 +165,18 @@ pub async fn reconcile(tdep: Arc<ThesaDeployment>, ctx: Arc<Context>) -> Result<
         return Ok(Action::await_change());
     }
     // Every log line of the reconcile carries the object's name.
-    let span = tracing::info_span!("reconcile", thesadeployment = %name);
+    // Traced (with `--otlp-endpoint`) with the API calls as children; a
+    // failed reconcile marks its span failed.
+    let span = tracing::info_span!(
+        "reconcile",
+        thesadeployment = %name,
+        otel.status_code = tracing::field::Empty,
+    );
     let started = std::time::Instant::now();
-    let result = reconcile_inner(&tdep, &ctx).instrument(span).await;
+    let result = reconcile_inner(&tdep, &ctx).instrument(span.clone()).await;
+    if result.is_err() {
+        span.record("otel.status_code", "ERROR");
+    }
     ctx.telemetry
         .reconciled(result.is_ok(), started.elapsed().as_secs_f64());
     if result.is_ok() {

@@ -18,8 +18,12 @@ use kube::runtime::controller::Controller;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, reflector as reflect, watcher};
 use kube::{Client, Resource, ResourceExt};
+use thesa_core::config::{OtlpProtocol, TracingConfig};
 use tokio::sync::watch;
 use tracing::{info, warn};
+use tracing_subscriber::Layer;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use super::dereference::secret_names;
 use super::watches::{WatchHealth, resilient};
@@ -114,17 +118,51 @@ pub struct RunArgs {
     /// generated CA
     #[arg(long, default_value = "thesa-operator", value_name = "NAME")]
     pub webhook_configuration: String,
+    /// Export traces (a span per reconcile with the object's name, API
+    /// calls as its children) to this OTLP collector (off when not given)
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+    /// `grpc` or `http/protobuf`
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_PROTOCOL", default_value = "grpc", value_parser = protocol)]
+    pub otlp_protocol: OtlpProtocol,
+    /// Share of reconciles traced, 0 to 1 (failed ones are always kept)
+    #[arg(long, default_value_t = 1.0, value_name = "RATE")]
+    pub trace_sampling_rate: f64,
 }
+
+/// `--otlp-protocol`: OpenTelemetry's names, and the BFF config's.
+fn protocol(text: &str) -> Result<OtlpProtocol, String> {
+    match text {
+        "grpc" => Ok(OtlpProtocol::Grpc),
+        "http/protobuf" | "http_protobuf" => Ok(OtlpProtocol::HttpProtobuf),
+        other => Err(format!("{other:?} is not grpc or http/protobuf")),
+    }
+}
+
+/// What the operator traces: its own spans and the Kubernetes client's
+/// (the API calls, at debug level, whatever the log filter).
+fn traced(meta: &tracing::Metadata<'_>) -> bool {
+    let target = meta.target();
+    target.starts_with("thesa_operator") || target.starts_with("kube")
+}
+
+/// Most time queued spans get to reach the collector at shutdown.
+const TRACE_FLUSH: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// `thesa-operator run`.
 pub fn main(args: RunArgs) -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(true)
-        .with_env_filter(filter)
+    let (otel, traces) = thesa_traces::layer("thesa-operator", traced);
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .json()
+                .flatten_event(true)
+                .with_current_span(true)
+                .with_filter(filter),
+        )
+        .with(otel)
         .init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -133,7 +171,25 @@ pub fn main(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(args)) {
+    let outcome = runtime.block_on(async {
+        if let Some(endpoint) = &args.otlp_endpoint {
+            let config = TracingConfig {
+                enabled: true,
+                endpoint: Some(endpoint.clone()),
+                protocol: args.otlp_protocol,
+                sampling_rate: args.trace_sampling_rate,
+                ..TracingConfig::default()
+            };
+            // Spans the collector does not get are not counted here (the
+            // callback runs inside the subscriber, where logging is unsafe).
+            traces.start(&config, Arc::new(|_, _| {}))?;
+            info!(endpoint, "trace export started");
+        }
+        let outcome = run(args).await;
+        traces.shutdown(TRACE_FLUSH).await;
+        outcome
+    });
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!(error = %err, "thesa-operator stopped");

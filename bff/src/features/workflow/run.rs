@@ -217,6 +217,24 @@ async fn run_step(
     instance: &Instance,
     actor: &Actor<'_>,
 ) -> Result<Map<String, Value>, String> {
+    use tracing::Instrument;
+    let span = tracing::info_span!(
+        "workflow step",
+        otel.name = %format!("workflow step {}", step.id),
+        workflow_instance = %instance.id,
+        step = %step.id,
+    );
+    run_step_in_span(state, step, instance, actor)
+        .instrument(span)
+        .await
+}
+
+async fn run_step_in_span(
+    state: &AppState,
+    step: &Step,
+    instance: &Instance,
+    actor: &Actor<'_>,
+) -> Result<Map<String, Value>, String> {
     let Some(binding) = &step.operation else {
         return Ok(Map::new());
     };

@@ -123,6 +123,7 @@ impl Store {
     }
 
     /// Stores a new instance with its first history entries.
+    #[tracing::instrument(name = "workflow store", skip_all, fields(call = "insert", driver = self.driver()))]
     pub async fn insert(
         &self,
         instance: &Instance,
@@ -158,6 +159,7 @@ impl Store {
     }
 
     /// The instance `id` of `tenant` in `partition`.
+    #[tracing::instrument(name = "workflow store", skip_all, fields(call = "get", driver = self.driver()))]
     pub async fn get(
         &self,
         tenant: &str,
@@ -190,6 +192,7 @@ impl Store {
 
     /// The history of the instance `id` of `tenant` in `partition`, oldest
     /// first.
+    #[tracing::instrument(name = "workflow store", skip_all, fields(call = "history", driver = self.driver()))]
     pub async fn history(
         &self,
         tenant: &str,
@@ -223,6 +226,7 @@ impl Store {
 
     /// Replaces the instance when its stored version is `read_version`
     /// (the new one carries `read_version + 1`) and appends `history`.
+    #[tracing::instrument(name = "workflow store", skip_all, fields(call = "update", driver = self.driver()))]
     pub async fn update(
         &self,
         instance: &Instance,
@@ -252,6 +256,7 @@ impl Store {
 
     /// A page of the instances of `tenant` in `partition`, newest first,
     /// and the total matching.
+    #[tracing::instrument(name = "workflow store", skip_all, fields(call = "list", driver = self.driver()))]
     pub async fn list(
         &self,
         tenant: &str,
@@ -322,6 +327,7 @@ impl Store {
     /// instance and its history entry, or `None` to leave it), stores the
     /// changes and returns them. Every tenant's instances are considered:
     /// this is the timeout processor's query.
+    #[tracing::instrument(name = "workflow store", skip_all, fields(call = "claim_due", driver = self.driver()))]
     pub async fn claim_due(
         &self,
         now: OffsetDateTime,
@@ -375,6 +381,7 @@ impl Store {
     }
 
     /// Active instances by workflow (all tenants), for the gauge.
+    #[tracing::instrument(name = "workflow store", skip_all, fields(call = "active_counts", driver = self.driver()))]
     pub async fn active_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
         match self {
             Self::Memory(memory) => {
