@@ -22,6 +22,7 @@ mod http;
 mod metrics;
 mod registry;
 mod reload;
+mod samples;
 mod server;
 mod settings;
 mod sources;
@@ -102,7 +103,7 @@ enum Command {
     /// router, background tasks, listen, ready. JSON logs go to standard
     /// output. SIGTERM or SIGINT drains in-flight requests for up to
     /// server.shutdown_timeout, then the process exits 0.
-    Serve,
+    Serve(server::ServeArgs),
     /// Validate definitions against OpenAPI specs and print every finding
     ///
     /// Each finding has a stable code, a path into the document and, for
@@ -140,6 +141,7 @@ fn main() -> ExitCode {
             cli.config.or_else(sources::default_config),
             validate::ValidateArgs::default(),
         ),
-        Some(Command::Serve) | None => server::run(cli.config),
+        Some(Command::Serve(args)) => server::run(cli.config, args),
+        None => server::run(cli.config, server::ServeArgs::default()),
     }
 }

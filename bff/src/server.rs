@@ -53,9 +53,19 @@ fn failed(step: &'static str) -> impl FnOnce(String) -> Failed {
     move |error| Failed { step, error }
 }
 
+/// Options of `thesa-bff serve`.
+#[derive(Debug, Default, clap::Args)]
+pub struct ServeArgs {
+    /// Also start a sample backend for every spec whose service's base_url
+    /// is http://127.0.0.1:PORT or http://localhost:PORT (development only:
+    /// data in memory, seeded from the spec's schemas; `make run` uses it)
+    #[arg(long)]
+    pub sample_backends: bool,
+}
+
 /// Runs the server; the exit code is 0 after a clean shutdown, 1 when
 /// start-up fails.
-pub fn run(config_path: Option<PathBuf>) -> ExitCode {
+pub fn run(config_path: Option<PathBuf>, args: ServeArgs) -> ExitCode {
     let started = Instant::now();
     let level = telemetry::init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -69,7 +79,7 @@ pub fn run(config_path: Option<PathBuf>) -> ExitCode {
         }
     };
     let code = runtime.block_on(async move {
-        match start(config_path.as_deref(), &level, started).await {
+        match start(config_path.as_deref(), &args, &level, started).await {
             Ok(server) => server.serve().await,
             Err(Failed { step, error }) => {
                 tracing::error!(step, error = %error, "start-up failed: {step}: {error}");
@@ -102,6 +112,7 @@ fn first_errors(findings: &[Finding]) -> String {
 
 async fn start(
     config_path: Option<&Path>,
+    args: &ServeArgs,
     level: &telemetry::LevelHandle,
     started: Instant,
 ) -> Result<Server, Failed> {
@@ -138,6 +149,11 @@ async fn start(
     let spec_dir = PathBuf::from(&config.specs.directory);
     let inputs = sources::spec_inputs(&spec_dir, Some(config_source))
         .map_err(|e| failed("openapi specs")(e.to_string()))?;
+    if args.sample_backends {
+        crate::samples::start(&config, &inputs)
+            .await
+            .map_err(failed("sample backends"))?;
+    }
     let mut findings = Vec::new();
     let index = OperationIndex::build(inputs, &mut findings);
     if findings.iter().any(|f| f.severity == Severity::Error) {

@@ -1,0 +1,331 @@
+//! `make run` as a new user meets it: `thesa-bff serve --sample-backends`
+//! with config/config.yaml (ports moved to free ones by THESA_*
+//! overrides), and every route of docs/bff-api.yaml answering with data
+//! from the sample backends — except the analytics routes, which need a
+//! Prometheus-compatible API (they answer 503 saying so; docs/bff.md) and
+//! upload/download, which need a files service.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The BFF with its sample backends, stopped on drop.
+struct Run {
+    child: Child,
+    url: String,
+    http: reqwest::Client,
+    token: String,
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn dev_token(roles: &str) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_thesa-bff"))
+        .current_dir(root())
+        .args([
+            "dev-token",
+            "--sub",
+            "alice",
+            "--tenant",
+            "acme",
+            "--roles",
+            roles,
+        ])
+        .output()
+        .expect("dev-token");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_string()
+}
+
+async fn start() -> Run {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::new();
+    let token = dev_token("admin");
+    let port = free_port();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_thesa-bff"));
+    command
+        .current_dir(root())
+        .args([
+            "serve",
+            "--config",
+            "config/config.yaml",
+            "--sample-backends",
+        ])
+        .env("THESA_SERVER_PORT", port.to_string())
+        .env("THESA_OBSERVABILITY_LOG_LEVEL", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    for service in ["ORDERS_SVC", "INVENTORY_SVC", "CUSTOMERS_SVC"] {
+        command.env(
+            format!("THESA_SERVICES_{service}_BASE_URL"),
+            format!("http://127.0.0.1:{}", free_port()),
+        );
+    }
+    let child = command.spawn().expect("start thesa-bff");
+    let run = Run {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        http,
+        token,
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = run.http.get(format!("{}/ui/ready", run.url)).send().await
+            && r.status().is_success()
+        {
+            break run;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "thesa-bff did not get ready in 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+impl Run {
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", self.url))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        if path.starts_with("/ui/commands/") {
+            let key = format!(
+                "key-{}",
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos()
+            );
+            request = request.header("X-Idempotency-Key", key);
+        }
+        let response = request.send().await.expect(path);
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        let (status, body) = self.call("GET", path, None).await;
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Value {
+        let (status, answer) = self.call("POST", path, Some(body)).await;
+        assert!(
+            (200..300).contains(&status),
+            "POST {path}: {status} {answer}"
+        );
+        answer
+    }
+}
+
+fn items(body: &Value) -> &Vec<Value> {
+    body["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no items: {body}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_answers_with_data_from_the_sample_backends() {
+    let run = start().await;
+
+    for probe in ["/ui/health", "/healthz", "/ui/ready"] {
+        run.get(probe).await;
+    }
+    let metrics = run
+        .http
+        .get(format!("{}/metrics", run.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), 200);
+
+    let caps = run.get("/ui/capabilities").await;
+    assert!(
+        caps.to_string().contains('*') || caps.to_string().contains("orders"),
+        "{caps}"
+    );
+    let batch = run
+        .post(
+            "/ui/capabilities/batch-check",
+            json!({"checks": [{"namespace": "orders", "permissions": ["orders_view"]}]}),
+        )
+        .await;
+    assert!(batch.to_string().contains("orders_view"), "{batch}");
+
+    // Badges come from the backends.
+    let navigation = run.get("/ui/navigation").await;
+    let text = navigation.to_string();
+    assert!(
+        text.contains("\"badge\":{\"style\":\"warning\",\"value\":"),
+        "{text}"
+    );
+
+    // Every table page pages through backend rows.
+    for page in [
+        "orders.list",
+        "inventory.products",
+        "inventory.warehouses",
+        "customers.list",
+    ] {
+        run.get(&format!("/ui/pages/{page}")).await;
+        let data = run.get(&format!("/ui/pages/{page}/data")).await;
+        assert!(!items(&data).is_empty(), "{page}: {data}");
+    }
+    let first = run
+        .get("/ui/pages/orders.list/data?page_size=10&priority=")
+        .await;
+    let second = run
+        .get("/ui/pages/orders.list/data?page_size=10&page=2&priority=")
+        .await;
+    assert_eq!(items(&first).len(), 10, "{first}");
+    assert_ne!(items(&first)[0]["id"], items(&second)[0]["id"]);
+    assert!(first["total"].as_u64().unwrap() > 20, "{first}");
+    let sorted = run
+        .get("/ui/pages/orders.list/data?sort=total.amount&sort_dir=asc&page_size=50&priority=")
+        .await;
+    let amounts: Vec<f64> = items(&sorted)
+        .iter()
+        .map(|i| i["total"]["amount"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(amounts.windows(2).all(|w| w[0] <= w[1]), "{amounts:?}");
+    let pending = run
+        .get("/ui/pages/orders.list/data?status=pending&priority=")
+        .await;
+    assert!(
+        items(&pending).iter().all(|i| i["status"] == "pending"),
+        "{pending}"
+    );
+    let cursor = run.get("/ui/pages/customers.list/data?page_size=5").await;
+    let next = cursor["next_cursor"]
+        .as_str()
+        .expect("a next cursor")
+        .to_string();
+    let later = run
+        .get(&format!(
+            "/ui/pages/customers.list/data?page_size=5&cursor={next}"
+        ))
+        .await;
+    assert_ne!(items(&cursor)[0], items(&later)[0]);
+
+    // Detail pages (the samples' have no data source: the record comes
+    // from the edit form's load source) and forms read one record.
+    let order = items(&first)[0]["id"].as_str().unwrap().to_string();
+    for page in [
+        "orders.detail",
+        "orders.returns",
+        "inventory.product_detail",
+        "customers.detail",
+    ] {
+        run.get(&format!("/ui/pages/{page}")).await;
+    }
+    for form in [
+        "orders.edit_form",
+        "orders.return_request_form",
+        "customers.create_form",
+        "inventory.adjust_stock_form",
+    ] {
+        run.get(&format!("/ui/forms/{form}")).await;
+    }
+    let form = run
+        .get(&format!("/ui/forms/orders.edit_form/data?orderId={order}"))
+        .await;
+    assert!(form["data"]["priority"].is_string(), "{form}");
+
+    // A command changes what the list shows.
+    let pending_id = items(&pending)[0]["id"].as_str().unwrap().to_string();
+    let confirmed = run
+        .post(
+            "/ui/commands/orders.confirm",
+            json!({"input": {"id": pending_id}}),
+        )
+        .await;
+    assert_eq!(confirmed["message"], "Order confirmed.", "{confirmed}");
+    let after = run
+        .get("/ui/pages/orders.list/data?status=pending&priority=")
+        .await;
+    assert!(
+        items(&after).iter().all(|i| i["id"] != pending_id.as_str()),
+        "{after}"
+    );
+    assert_eq!(items(&after).len() + 1, items(&pending).len());
+
+    // An error from the error map, asked for by `fail:CODE`.
+    let (status, refused) = run
+        .call(
+            "POST",
+            "/ui/commands/orders.cancel",
+            Some(json!({"input": {"reason": "fail:ORDER_ALREADY_SHIPPED"}, "route_params": {"id": order}})),
+        )
+        .await;
+    assert_eq!(status, 409, "{refused}");
+    assert!(
+        refused
+            .to_string()
+            .contains("This order has shipped; start a return instead."),
+        "{refused}"
+    );
+
+    // Lookups and search.
+    let statuses = run.get("/ui/lookups/orders.statuses").await;
+    assert!(statuses.to_string().contains("Pending"), "{statuses}");
+    let number = items(&first)[0]["number"].as_str().unwrap().to_string();
+    let found = run.get(&format!("/ui/search?q={number}")).await;
+    assert!(found.to_string().contains(&number), "{found}");
+
+    // A workflow instance advances.
+    let started = run
+        .post(
+            "/ui/workflows/orders.return_approval/start",
+            json!({"input": {"order_id": order}}),
+        )
+        .await;
+    let instance = started["id"]
+        .as_str()
+        .or(started["instance_id"].as_str())
+        .expect("instance id")
+        .to_string();
+    let listed = run.get("/ui/workflows/instances").await;
+    assert!(listed.to_string().contains(&instance), "{listed}");
+    let advanced = run
+        .post(
+            &format!("/ui/workflows/instances/{instance}/events"),
+            json!({"event": "submitted", "input": {"reason": "damaged"}}),
+        )
+        .await;
+    assert!(advanced.to_string().contains("review"), "{advanced}");
+    let shown = run
+        .get(&format!("/ui/workflows/instances/{instance}"))
+        .await;
+    assert!(shown.to_string().contains("review"), "{shown}");
+}
