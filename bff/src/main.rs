@@ -20,6 +20,7 @@ mod error;
 mod features;
 mod http;
 mod metrics;
+mod preview;
 mod registry;
 mod reload;
 mod samples;
@@ -117,6 +118,15 @@ enum Command {
     Validate(validate::ValidateArgs),
     /// Print a development token the sample configuration accepts
     DevToken(dev_token::DevTokenArgs),
+    /// Serve the preview page on a definition set, with generated backends
+    ///
+    /// The server with server.preview on, the given definitions and specs,
+    /// and a sample backend for every spec (data seeded from its schemas,
+    /// in memory): open http://localhost:PORT/preview/ to see the menu,
+    /// tables, forms, commands and workflows as a frontend would render
+    /// them, for a role chosen in the page. Development only: the page
+    /// signs tokens with the development key (config/dev/).
+    Preview(preview::command::PreviewArgs),
     /// Report breaking changes between two definition sets
     ///
     /// Breaking: page, form, command, workflow, search or lookup IDs removed
@@ -142,6 +152,13 @@ fn main() -> ExitCode {
             validate::ValidateArgs::default(),
         ),
         Some(Command::Serve(args)) => server::run(cli.config, args),
+        Some(Command::Preview(args)) => server::run(
+            cli.config,
+            server::ServeArgs {
+                sample_backends: true,
+                preview: Some(args),
+            },
+        ),
         None => server::run(cli.config, server::ServeArgs::default()),
     }
 }

@@ -61,6 +61,10 @@ pub struct ServeArgs {
     /// data in memory, seeded from the spec's schemas; `make run` uses it)
     #[arg(long)]
     pub sample_backends: bool,
+
+    /// Set by `thesa-bff preview`: its definitions, specs and port.
+    #[arg(skip)]
+    pub preview: Option<crate::preview::command::PreviewArgs>,
 }
 
 /// Runs the server; the exit code is 0 after a clean shutdown, 1 when
@@ -119,7 +123,13 @@ async fn start(
     // 1. Configuration.
     let settings = settings::load(config_path, std::env::vars())
         .map_err(|err| failed("configuration")(err.to_string()))?;
-    let config = settings.config;
+    let mut config = settings.config;
+    if let Some(preview) = &args.preview {
+        preview
+            .apply(&mut config)
+            .map_err(failed("configuration"))?;
+    }
+    let config = config;
 
     // 2. Telemetry.
     level.set(config.observability.log_level);
@@ -142,6 +152,10 @@ async fn start(
             "observability.tracing.enabled is set, but this build has no trace exporter; \
              request spans appear in the logs only"
         );
+    }
+
+    if config.server.preview {
+        crate::preview::check(&config).map_err(failed("configuration"))?;
     }
 
     // 3. OpenAPI specs.
@@ -266,6 +280,12 @@ async fn start(
     });
 
     let app = routes::router(state.clone()).map_err(failed("router"))?;
+    let app = if state.config.server.preview {
+        tracing::info!("preview page at /preview/ (development only)");
+        app.merge(crate::preview::router(state.clone()))
+    } else {
+        app
+    };
 
     // 11. Background tasks. (The capability cache expires entries itself.)
     let (stop_background, stopped) = watch::channel(false);

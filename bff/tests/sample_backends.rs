@@ -5,149 +5,11 @@
 //! Prometheus-compatible API (they answer 503 saying so; docs/bff.md) and
 //! upload/download, which need a files service.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+#[path = "support/make_run.rs"]
+mod make_run;
 
+use make_run::start;
 use serde_json::{Value, json};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// The BFF with its sample backends, stopped on drop.
-struct Run {
-    child: Child,
-    url: String,
-    http: reqwest::Client,
-    token: String,
-}
-
-impl Drop for Run {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn dev_token(roles: &str) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_thesa-bff"))
-        .current_dir(root())
-        .args([
-            "dev-token",
-            "--sub",
-            "alice",
-            "--tenant",
-            "acme",
-            "--roles",
-            roles,
-        ])
-        .output()
-        .expect("dev-token");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap().trim().to_string()
-}
-
-async fn start() -> Run {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let http = reqwest::Client::new();
-    let token = dev_token("admin");
-    let port = free_port();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_thesa-bff"));
-    command
-        .current_dir(root())
-        .args([
-            "serve",
-            "--config",
-            "config/config.yaml",
-            "--sample-backends",
-        ])
-        .env("THESA_SERVER_PORT", port.to_string())
-        .env("THESA_OBSERVABILITY_LOG_LEVEL", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
-    for service in ["ORDERS_SVC", "INVENTORY_SVC", "CUSTOMERS_SVC"] {
-        command.env(
-            format!("THESA_SERVICES_{service}_BASE_URL"),
-            format!("http://127.0.0.1:{}", free_port()),
-        );
-    }
-    let child = command.spawn().expect("start thesa-bff");
-    let run = Run {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-        http,
-        token,
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(r) = run.http.get(format!("{}/ui/ready", run.url)).send().await
-            && r.status().is_success()
-        {
-            break run;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "thesa-bff did not get ready in 30 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-impl Run {
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut request = self
-            .http
-            .request(method.parse().unwrap(), format!("{}{path}", self.url))
-            .bearer_auth(&self.token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        if path.starts_with("/ui/commands/") {
-            let key = format!(
-                "key-{}",
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_nanos()
-            );
-            request = request.header("X-Idempotency-Key", key);
-        }
-        let response = request.send().await.expect(path);
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap_or_default();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        let (status, body) = self.call("GET", path, None).await;
-        assert_eq!(status, 200, "GET {path}: {body}");
-        body
-    }
-
-    async fn post(&self, path: &str, body: Value) -> Value {
-        let (status, answer) = self.call("POST", path, Some(body)).await;
-        assert!(
-            (200..300).contains(&status),
-            "POST {path}: {status} {answer}"
-        );
-        answer
-    }
-}
 
 fn items(body: &Value) -> &Vec<Value> {
     body["items"]
@@ -328,4 +190,86 @@ async fn every_route_answers_with_data_from_the_sample_backends() {
         .get(&format!("/ui/workflows/instances/{instance}"))
         .await;
     assert!(shown.to_string().contains("review"), "{shown}");
+}
+
+/// `thesa-bff preview --definitions D --specs S`: generated backends for
+/// the specs, the preview page, data on the tables.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preview_command_serves_a_definition_set_with_generated_backends() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let port = make_run::free_port();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_thesa-bff"))
+        .current_dir(make_run::root())
+        .args([
+            "preview",
+            "--definitions",
+            "definitions",
+            "--specs",
+            "specs",
+        ])
+        .args(["--port", &port.to_string()])
+        .env("THESA_OBSERVABILITY_LOG_LEVEL", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start thesa-bff preview");
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _stop = Stop(child);
+    let http = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !http
+        .get(format!("{url}/ui/ready"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "preview not ready in 30 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let page = http.get(format!("{url}/preview/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("Thesa preview"));
+    let site: Value = http
+        .get(format!("{url}/preview/site"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        site["roles"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|x| x == "admin")),
+        "{site}"
+    );
+    let token: Value = http
+        .post(format!("{url}/preview/token"))
+        .json(&json!({"roles": ["admin"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["token"].as_str().expect("a token");
+    let data: Value = http
+        .get(format!("{url}/ui/pages/inventory.products/data"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(!items(&data).is_empty(), "{data}");
 }

@@ -97,6 +97,10 @@ pub struct ServerConfig {
     pub shutdown_timeout: Duration,
     /// Cross-origin requests.
     pub cors: CorsConfig,
+    /// Serve the preview page at `/preview/` (development only: start-up
+    /// refuses it unless `identity.jwks_file` holds the development key).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub preview: bool,
 }
 
 impl Default for ServerConfig {
@@ -108,6 +112,7 @@ impl Default for ServerConfig {
             handler_timeout: Duration::from_secs(25),
             shutdown_timeout: Duration::from_secs(30),
             cors: CorsConfig::default(),
+            preview: false,
         }
     }
 }
