@@ -1,9 +1,8 @@
 //! `make run` as a new user meets it: `thesa-bff serve --sample-backends`
 //! with config/config.yaml (ports moved to free ones by THESA_*
 //! overrides), and every route of docs/bff-api.yaml answering with data
-//! from the sample backends — except the analytics routes, which need a
-//! Prometheus-compatible API (they answer 503 saying so; docs/bff.md) and
-//! upload/download, which need a files service.
+//! from the sample backends, the sample files service and the sample
+//! Prometheus-compatible API included.
 
 #[path = "support/make_run.rs"]
 mod make_run;
@@ -164,6 +163,61 @@ async fn every_route_answers_with_data_from_the_sample_backends() {
     let number = items(&first)[0]["number"].as_str().unwrap().to_string();
     let found = run.get(&format!("/ui/search?q={number}")).await;
     assert!(found.to_string().contains(&number), "{found}");
+
+    // Files: upload, then download the same bytes.
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(b"hello, thesa".to_vec())
+            .file_name("hello.txt")
+            .mime_str("text/plain")
+            .unwrap(),
+    );
+    let uploaded = run
+        .http
+        .post(format!("{}/ui/upload", run.url))
+        .bearer_auth(&run.token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        uploaded.status().is_success(),
+        "upload: {}",
+        uploaded.status()
+    );
+    let uploaded: Value = uploaded.json().await.unwrap();
+    let file = uploaded["id"].as_str().expect("a file id").to_string();
+    let downloaded = run
+        .http
+        .get(format!("{}/ui/download/{file}", run.url))
+        .bearer_auth(&run.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(downloaded.status(), 200);
+    assert_eq!(downloaded.bytes().await.unwrap().as_ref(), b"hello, thesa");
+
+    // Analytics from the sample Prometheus-compatible API.
+    let range = json!({"start": "2026-11-20T00:00:00Z", "end": "2026-11-27T00:00:00Z"});
+    for (kind, extra) in [
+        ("scalar", json!({})),
+        ("timeseries", json!({"interval": "1d"})),
+        ("grouped", json!({"group_by": "status"})),
+        ("topn", json!({"group_by": "customer_name", "limit": 3})),
+    ] {
+        let mut query = json!({"metric": "workflow_instances_started_total", "aggregation": "sum", "time_range": range});
+        query
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let answer = run
+            .post(&format!("/api/analytics/query/{kind}"), query)
+            .await;
+        assert!(
+            answer.to_string().chars().any(|c| c.is_ascii_digit()),
+            "{kind}: {answer}"
+        );
+    }
 
     // A workflow instance advances.
     let started = run

@@ -10,6 +10,7 @@
 //! (a command's input) makes the backend answer 409 with a problem whose
 //! `code` is CODE, so a definition's `error_map` can be seen at work.
 
+mod extras;
 mod values;
 mod world;
 
@@ -144,6 +145,38 @@ pub async fn start(config: &thesa_core::config::Config, specs: &[SpecInput]) -> 
         listeners.push((spec.service_id.clone(), listener));
     }
     spawn(world, listeners);
+
+    // The files service and the analytics API, when the config points them
+    // at a local address nothing else serves.
+    let files = &config.files;
+    if let Some(service) = config.services.get(&files.service)
+        && !specs.iter().any(|s| s.service_id == files.service)
+        && let Some(address) = local_address(&service.base_url)
+    {
+        let app = extras::files_router(&files.upload_path, &files.download_path);
+        serve_extra("files", &address, app).await?;
+    }
+    if let Some(address) = config
+        .analytics
+        .prometheus_url
+        .as_deref()
+        .and_then(local_address)
+    {
+        serve_extra("prometheus", &address, extras::prometheus_router()).await?;
+    }
+    Ok(())
+}
+
+async fn serve_extra(what: &'static str, address: &str, app: axum::Router) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|e| format!("sample {what} service: cannot listen on {address}: {e}"))?;
+    tracing::info!(service = what, address, "sample backend listening");
+    tokio::spawn(async move {
+        if let Err(err) = axum::serve(listener, app).await {
+            tracing::error!(service = what, error = %err, "sample backend stopped");
+        }
+    });
     Ok(())
 }
 

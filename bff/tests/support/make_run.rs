@@ -74,7 +74,11 @@ pub async fn start() -> Run {
         .env("THESA_OBSERVABILITY_LOG_LEVEL", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
-    for service in ["ORDERS_SVC", "INVENTORY_SVC", "CUSTOMERS_SVC"] {
+    command.env(
+        "THESA_ANALYTICS_PROMETHEUS_URL",
+        format!("http://127.0.0.1:{}", free_port()),
+    );
+    for service in ["ORDERS_SVC", "INVENTORY_SVC", "CUSTOMERS_SVC", "FILES_SVC"] {
         command.env(
             format!("THESA_SERVICES_{service}_BASE_URL"),
             format!("http://127.0.0.1:{}", free_port()),
