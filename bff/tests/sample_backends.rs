@@ -247,7 +247,8 @@ async fn every_route_answers_with_data_from_the_sample_backends() {
 }
 
 /// `thesa-bff preview --definitions D --specs S`: generated backends for
-/// the specs, the preview page, data on the tables.
+/// the specs, the preview page, data on the tables — here with the
+/// samples as ThesaDefinition resources, as a team would apply them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn preview_command_serves_a_definition_set_with_generated_backends() {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -257,7 +258,7 @@ async fn preview_command_serves_a_definition_set_with_generated_backends() {
         .args([
             "preview",
             "--definitions",
-            "definitions",
+            "samples/definitions",
             "--specs",
             "specs",
         ])

@@ -38,7 +38,7 @@ impl PreviewArgs {
     pub fn apply(&self, config: &mut Config) -> Result<(), String> {
         config.server.port = self.port;
         config.server.preview = true;
-        config.definitions.directories = vec![self.definitions.display().to_string()];
+        config.definitions.directories = vec![unwrap_resources(&self.definitions)?];
         config.definitions.hot_reload = false;
         config.specs.directory = self.specs.display().to_string();
         let inputs =
@@ -76,4 +76,38 @@ impl PreviewArgs {
         }
         Ok(())
     }
+}
+
+/// The definitions directory to serve: `path` itself, or — when its files
+/// hold ThesaDefinition resources (what a team applies with kubectl) — a
+/// directory under the system's temporary one with each resource's `spec`
+/// as a plain definition, so the same files preview either way.
+fn unwrap_resources(path: &std::path::Path) -> Result<String, String> {
+    let texts = thesa_core::files::document_texts("definitions", &[path.to_path_buf()])
+        .map_err(|e| format!("--definitions: {e}"))?;
+    let mut specs = Vec::new();
+    for (source, text) in &texts {
+        let Ok(documents) = thesa_core::node::parse_documents(text) else {
+            continue;
+        };
+        for document in documents {
+            let value = document.to_json();
+            if value.get("kind").and_then(|k| k.as_str()) == Some("ThesaDefinition") {
+                let spec = value.get("spec").cloned().unwrap_or_default();
+                specs.push((source.clone(), spec));
+            }
+        }
+    }
+    if specs.is_empty() {
+        return Ok(path.display().to_string());
+    }
+    let dir = std::env::temp_dir().join(format!("thesa-preview-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for (index, (source, spec)) in specs.iter().enumerate() {
+        let file = dir.join(format!("{index:03}.json"));
+        std::fs::write(&file, spec.to_string())
+            .map_err(|e| format!("{} (from {source}): {e}", file.display()))?;
+    }
+    tracing::info!(from = %path.display(), to = %dir.display(), definitions = specs.len(), "ThesaDefinition resources unwrapped for the preview");
+    Ok(dir.display().to_string())
 }
