@@ -10,19 +10,26 @@ help: ## List the targets
 build: ## Build both programs (debug)
 	$(CARGO) build --workspace --locked
 
-run: ## Serve the samples on :8080 (embedded stores, development keys; prints how to call it)
+run: ## Serve the samples and the preview page on :8080 with live sample backends on :9001-9005 (embedded stores, development keys; prints what to try)
 	$(CARGO) build --locked -q -p thesa-bff
 	@echo
-	@echo "thesa-bff is starting on http://localhost:8080 with config/config.yaml (Ctrl-C stops it)."
+	@echo "thesa-bff is starting on http://localhost:8080 with config/config.yaml (Ctrl-C stops it),"
+	@echo "with sample backends for orders-svc, inventory-svc and customers-svc on 127.0.0.1:9001-9003,"
+	@echo "a files service on :9004 and a Prometheus-compatible API on :9005 (data in memory:"
+	@echo "commands change it, a restart resets it)."
+	@echo "Open http://localhost:8080/preview/ for the preview page (pick a role at the top)."
 	@echo "In another shell, get a development token and call it:"
 	@echo '  TOKEN=$$(target/debug/thesa-bff dev-token --sub alice --tenant acme --roles order_clerk)'
 	@echo '  curl -s -H "Authorization: Bearer $$TOKEN" http://localhost:8080/ui/navigation'
-	@echo '  curl -s -H "Authorization: Bearer $$TOKEN" http://localhost:8080/ui/pages/orders.list'
+	@echo '  curl -s -H "Authorization: Bearer $$TOKEN" "http://localhost:8080/ui/pages/orders.list/data?page_size=5&sort=total.amount&sort_dir=desc"'
+	@echo '  curl -s -H "Authorization: Bearer $$TOKEN" "http://localhost:8080/ui/search?q=ORD-1001"'
+	@echo '  curl -s -H "Authorization: Bearer $$TOKEN" -H "X-Idempotency-Key: k1" -X POST -H "Content-Type: application/json" \'
+	@echo '       -d "{\"input\":{\"reason\":\"fail:ORDER_ALREADY_SHIPPED\"},\"route_params\":{\"id\":\"x\"}}" http://localhost:8080/ui/commands/orders.cancel'
 	@echo "Roles are in config/policies.yaml (admin, viewer, order_clerk, ...)."
-	@echo "The admin console's analytics (/api/analytics/query/*) answer 503 until"
-	@echo "THESA_ANALYTICS_PROMETHEUS_URL names a Prometheus-compatible API (docs/bff.md, Analytics)."
+	@echo "Analytics (/api/analytics/query/*) come from the sample API; THESA_ANALYTICS_PROMETHEUS_URL"
+	@echo "points them at a real Prometheus (docs/bff.md, Analytics)."
 	@echo
-	exec target/debug/thesa-bff serve --config config/config.yaml
+	exec target/debug/thesa-bff serve --config config/config.yaml --sample-backends
 
 test: ## Run every test that can run here (cargo-nextest when installed), then the manifest checks and e2e
 	bash scripts/test-deps.sh

@@ -6,7 +6,10 @@
 #   throwaway cluster (initdb on a free port) and a database per test (set
 #   DATABASE_URL to a server they may create databases in instead);
 # - prometheus: the analytics tests start a throwaway Prometheus on
-#   127.0.0.1 scraping an exporter the test serves.
+#   127.0.0.1 scraping an exporter the test serves;
+# - lua5.4: the Argo CD health checks (deploy/argocd/) run in it;
+# - chromium and chromium-driver: the preview's browser test drives a
+#   headless Chromium through chromedriver (127.0.0.1 only).
 set -euo pipefail
 
 missing=()
@@ -21,6 +24,15 @@ if ! command -v psql >/dev/null; then
 fi
 if ! command -v prometheus >/dev/null; then
   missing+=(prometheus)
+fi
+if ! command -v lua5.4 >/dev/null; then
+  missing+=(lua5.4)
+fi
+if ! command -v chromium >/dev/null; then
+  missing+=(chromium)
+fi
+if ! command -v chromedriver >/dev/null; then
+  missing+=(chromium-driver)
 fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 

@@ -20,8 +20,10 @@ mod error;
 mod features;
 mod http;
 mod metrics;
+mod preview;
 mod registry;
 mod reload;
+mod samples;
 mod server;
 mod settings;
 mod sources;
@@ -102,7 +104,7 @@ enum Command {
     /// router, background tasks, listen, ready. JSON logs go to standard
     /// output. SIGTERM or SIGINT drains in-flight requests for up to
     /// server.shutdown_timeout, then the process exits 0.
-    Serve,
+    Serve(server::ServeArgs),
     /// Validate definitions against OpenAPI specs and print every finding
     ///
     /// Each finding has a stable code, a path into the document and, for
@@ -116,6 +118,15 @@ enum Command {
     Validate(validate::ValidateArgs),
     /// Print a development token the sample configuration accepts
     DevToken(dev_token::DevTokenArgs),
+    /// Serve the preview page on a definition set, with generated backends
+    ///
+    /// The server with server.preview on, the given definitions and specs,
+    /// and a sample backend for every spec (data seeded from its schemas,
+    /// in memory): open http://localhost:PORT/preview/ to see the menu,
+    /// tables, forms, commands and workflows as a frontend would render
+    /// them, for a role chosen in the page. Development only: the page
+    /// signs tokens with the development key (config/dev/).
+    Preview(preview::command::PreviewArgs),
     /// Report breaking changes between two definition sets
     ///
     /// Breaking: page, form, command, workflow, search or lookup IDs removed
@@ -140,6 +151,14 @@ fn main() -> ExitCode {
             cli.config.or_else(sources::default_config),
             validate::ValidateArgs::default(),
         ),
-        Some(Command::Serve) | None => server::run(cli.config),
+        Some(Command::Serve(args)) => server::run(cli.config, args),
+        Some(Command::Preview(args)) => server::run(
+            cli.config,
+            server::ServeArgs {
+                sample_backends: true,
+                preview: Some(args),
+            },
+        ),
+        None => server::run(cli.config, server::ServeArgs::default()),
     }
 }

@@ -57,9 +57,23 @@ fn failed(step: &'static str) -> impl FnOnce(String) -> Failed {
     move |error| Failed { step, error }
 }
 
+/// Options of `thesa-bff serve`.
+#[derive(Debug, Default, clap::Args)]
+pub struct ServeArgs {
+    /// Also start a sample backend for every spec whose service's base_url
+    /// is http://127.0.0.1:PORT or http://localhost:PORT (development only:
+    /// data in memory, seeded from the spec's schemas; `make run` uses it)
+    #[arg(long)]
+    pub sample_backends: bool,
+
+    /// Set by `thesa-bff preview`: its definitions, specs and port.
+    #[arg(skip)]
+    pub preview: Option<crate::preview::command::PreviewArgs>,
+}
+
 /// Runs the server; the exit code is 0 after a clean shutdown, 1 when
 /// start-up fails.
-pub fn run(config_path: Option<PathBuf>) -> ExitCode {
+pub fn run(config_path: Option<PathBuf>, args: ServeArgs) -> ExitCode {
     let started = Instant::now();
     let level = telemetry::init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -73,7 +87,7 @@ pub fn run(config_path: Option<PathBuf>) -> ExitCode {
         }
     };
     let code = runtime.block_on(async move {
-        match start(config_path.as_deref(), &level, started).await {
+        match start(config_path.as_deref(), &args, &level, started).await {
             Ok(server) => {
                 let code = server.serve().await;
                 // The guide's "flush the span exporter" (at most 5 s).
@@ -111,13 +125,20 @@ fn first_errors(findings: &[Finding]) -> String {
 
 async fn start(
     config_path: Option<&Path>,
+    args: &ServeArgs,
     level: &telemetry::LevelHandle,
     started: Instant,
 ) -> Result<Server, Failed> {
     // 1. Configuration.
     let settings = settings::load(config_path, std::env::vars())
         .map_err(|err| failed("configuration")(err.to_string()))?;
-    let config = settings.config;
+    let mut config = settings.config;
+    if let Some(preview) = &args.preview {
+        preview
+            .apply(&mut config)
+            .map_err(failed("configuration"))?;
+    }
+    let config = config;
 
     // 2. Telemetry.
     level.set(config.observability.log_level);
@@ -155,11 +176,20 @@ async fn start(
         );
     }
 
+    if config.server.preview {
+        crate::preview::check(&config).map_err(failed("configuration"))?;
+    }
+
     // 3. OpenAPI specs.
     let config_source = (settings.source.as_str(), &config);
     let spec_dir = PathBuf::from(&config.specs.directory);
     let inputs = sources::spec_inputs(&spec_dir, Some(config_source))
         .map_err(|e| failed("openapi specs")(e.to_string()))?;
+    if args.sample_backends {
+        crate::samples::start(&config, &inputs)
+            .await
+            .map_err(failed("sample backends"))?;
+    }
     let mut findings = Vec::new();
     let index = OperationIndex::build(inputs, &mut findings);
     if findings.iter().any(|f| f.severity == Severity::Error) {
@@ -283,6 +313,12 @@ async fn start(
     });
 
     let app = routes::router(state.clone()).map_err(failed("router"))?;
+    let app = if state.config.server.preview {
+        tracing::info!("preview page at /preview/ (development only)");
+        app.merge(crate::preview::router(state.clone()))
+    } else {
+        app
+    };
 
     // 11. Background tasks. (The capability cache expires entries itself.)
     let (stop_background, stopped) = watch::channel(false);

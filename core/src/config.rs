@@ -116,6 +116,10 @@ pub struct ServerConfig {
     pub max_headers: u32,
     /// HTTP Strict Transport Security, for a BFF reached over HTTPS.
     pub hsts: HstsConfig,
+    /// Serve the preview page at `/preview/` (development only: start-up
+    /// refuses it unless `identity.jwks_file` holds the development key).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub preview: bool,
 }
 
 impl Default for ServerConfig {
@@ -132,6 +136,7 @@ impl Default for ServerConfig {
             max_header_bytes: 64 * 1024,
             max_headers: 100,
             hsts: HstsConfig::default(),
+            preview: false,
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod controller;
 pub mod crd;
 pub mod desired;
 pub mod gate;
+pub mod kstatus;
 pub mod leader;
 pub mod manifest;
 pub mod plan;

@@ -226,6 +226,7 @@ pub fn merged_definition_status(
             verdict.generation,
         );
     }
+    crate::kstatus::summarize(&mut status.conditions, verdict.generation);
     status
 }
 
@@ -409,6 +410,7 @@ pub fn deployment_status_of(
         why,
         message,
     );
+    crate::kstatus::summarize(&mut conditions_list, generation);
 
     let selector = desired::selector_labels(&tdep.name_any())
         .iter()
