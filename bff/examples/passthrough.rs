@@ -52,6 +52,8 @@ async fn main() {
     let base = args
         .next()
         .unwrap_or_else(|| "http://127.0.0.1:18191".into());
+    // As thesa-bff does: the client's TLS provider is chosen here.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let backend = Backend {
         client: reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(5))
