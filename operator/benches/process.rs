@@ -9,33 +9,13 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use kube::api::{Api, ListParams};
-use thesa_operator::crd::ThesaDefinition;
-
 #[path = "common/memory.rs"]
 mod memory;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
 use support::apiserver::ApiServer;
-use support::{NS, client_with, orders_copy, repo_file, sample_deployment};
-
-async fn accepted(server: &ApiServer) -> usize {
-    let api: Api<ThesaDefinition> = Api::namespaced(server.client().clone(), NS);
-    let Ok(list) = api.list(&ListParams::default()).await else {
-        return 0;
-    };
-    list.items
-        .iter()
-        .filter(|d| {
-            d.status.as_ref().is_some_and(|s| {
-                s.conditions
-                    .iter()
-                    .any(|c| c.type_ == "Accepted" && c.status == "True")
-            })
-        })
-        .count()
-}
+use support::{NS, accepted_count, client_with, orders_copy, repo_file, sample_deployment};
 
 async fn run(count: usize) {
     let orders = repo_file("definitions/orders/definition.yaml");
@@ -69,7 +49,7 @@ async fn run(count: usize) {
     let pid = child.id();
     let mut done = 0;
     while started.elapsed() < Duration::from_secs(600) {
-        done = accepted(&server).await;
+        done = accepted_count(server.client()).await;
         if done == count {
             break;
         }

@@ -66,7 +66,9 @@ async fn collector() -> (String, Arc<Mutex<Vec<Span>>>) {
     (format!("http://{addr}"), received.0)
 }
 use support::apiserver::{ApiServer, documented_permissions};
-use support::{NS, TestResult, client_with, orders_copy, repo_file, sample_deployment, samples};
+use support::{
+    NS, TestResult, accepted_count, client_with, orders_copy, repo_file, sample_deployment, samples,
+};
 
 /// A running `thesa-operator run`, killed when dropped.
 struct Operator {
@@ -336,20 +338,7 @@ async fn nothing_is_applied_before_every_page_of_definitions_is_listed() -> Test
         &mut operator,
         Duration::from_secs(120),
         "every definition is accepted",
-        || async {
-            let api: Api<ThesaDefinition> = Api::namespaced(server.client().clone(), NS);
-            let Ok(list) = api.list(&Default::default()).await else {
-                return false;
-            };
-            list.items.len() == COUNT
-                && list.items.iter().all(|d| {
-                    d.status.as_ref().is_some_and(|s| {
-                        s.conditions
-                            .iter()
-                            .any(|c| c.type_ == "Accepted" && c.status == "True")
-                    })
-                })
-        },
+        || async { accepted_count(server.client()).await == COUNT },
     )
     .await;
     let checksums: std::collections::BTreeSet<String> = server

@@ -97,3 +97,22 @@ pub fn orders_copy(orders: &str, i: usize) -> ThesaDefinition {
     }))
     .expect("ThesaDefinition")
 }
+
+/// How many ThesaDefinitions in [`NS`] are `Accepted=True` (0 when they
+/// cannot be listed).
+pub async fn accepted_count(client: &Client) -> usize {
+    let api: kube::Api<ThesaDefinition> = kube::Api::namespaced(client.clone(), NS);
+    let Ok(list) = api.list(&Default::default()).await else {
+        return 0;
+    };
+    list.items
+        .iter()
+        .filter(|d| {
+            d.status.as_ref().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Accepted" && c.status == "True")
+            })
+        })
+        .count()
+}
