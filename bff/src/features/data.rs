@@ -388,6 +388,9 @@ fn follow<'a>(value: &'a Value, steps: &[Step<'_>]) -> Option<&'a Value> {
 /// The value at a dotted path (`data.items`, `total.amount`,
 /// `contacts[0].detail`).
 pub fn get_path<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
+    if !path.contains(['.', '[']) {
+        return value.as_object()?.get(path);
+    }
     follow(value, &steps(path))
 }
 
@@ -403,12 +406,22 @@ pub fn get_in<'a>(object: &'a Map<String, Value>, path: &str) -> Option<&'a Valu
 /// Sets a dotted path, creating objects (and lists, for indices) on the
 /// way.
 pub fn set_path(target: &mut Map<String, Value>, path: &str, value: Value) {
-    let steps = steps(path);
-    let Some((Step::Key(first), rest)) = steps.split_first() else {
-        return;
-    };
-    let slot = target.entry(first.to_string()).or_insert(Value::Null);
-    set_steps(slot, rest, value);
+    set_in(target, &steps(path), value);
+}
+
+/// Sets the value at `steps` of an object's fields (which must begin with
+/// a key).
+fn set_in(target: &mut Map<String, Value>, steps: &[Step<'_>], value: Value) {
+    match steps {
+        [Step::Key(key)] => {
+            target.insert((*key).to_string(), value);
+        }
+        [Step::Key(first), rest @ ..] => {
+            let slot = target.entry((*first).to_string()).or_insert(Value::Null);
+            set_steps(slot, rest, value);
+        }
+        _ => {}
+    }
 }
 
 fn set_steps(slot: &mut Value, steps: &[Step<'_>], value: Value) {
@@ -569,14 +582,40 @@ pub fn project(
     fields: &BTreeSet<String>,
     field_map: &BTreeMap<String, String>,
 ) -> Value {
-    let mut out = Map::new();
-    for field in fields {
-        let source = field_map.get(field).map_or(field.as_str(), String::as_str);
-        if let Some(value) = get_path(record, source) {
-            set_path(&mut out, field, value.clone());
-        }
+    Projection::new(fields, field_map).apply(record)
+}
+
+/// The reduction of backend records to UI fields, with each field's paths
+/// read once for all the records it is applied to (a table's rows).
+pub struct Projection<'a> {
+    /// Each field's backend path and UI path.
+    fields: Vec<(Vec<Step<'a>>, Vec<Step<'a>>)>,
+}
+
+impl<'a> Projection<'a> {
+    /// `fields` (UI names), each read from its backend name (`field_map`,
+    /// else the same name).
+    pub fn new(fields: &'a BTreeSet<String>, field_map: &'a BTreeMap<String, String>) -> Self {
+        let fields = fields
+            .iter()
+            .map(|field| {
+                let source = field_map.get(field).map_or(field.as_str(), String::as_str);
+                (steps(source), steps(field))
+            })
+            .collect();
+        Self { fields }
     }
-    Value::Object(out)
+
+    /// `record` reduced to the fields.
+    pub fn apply(&self, record: &Value) -> Value {
+        let mut out = Map::new();
+        for (source, target) in &self.fields {
+            if let Some(value) = follow(record, source) {
+                set_in(&mut out, target, value.clone());
+            }
+        }
+        Value::Object(out)
+    }
 }
 
 /// The answer of a table's data source as sent to the frontend: `items`
@@ -592,13 +631,10 @@ pub fn table_answer(
     let mapping = source.mapping.as_ref();
     let (items, field_map) = mapped(source, response);
     let fields = row_fields(table, caps);
+    let projection = Projection::new(&fields, field_map);
     let items: Vec<Value> = items
         .and_then(Value::as_array)
-        .map(|list| {
-            list.iter()
-                .map(|r| project(r, &fields, field_map))
-                .collect()
-        })
+        .map(|list| list.iter().map(|r| projection.apply(r)).collect())
         .unwrap_or_default();
     let mut answer = Map::new();
     answer.insert("items".into(), Value::Array(items));

@@ -23,10 +23,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use thesa_core::config::{HstsConfig, ServerConfig};
-use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::error::ApiError;
-use crate::state::AppState;
 
 /// The upload route, whose body is streamed under its own limit.
 const UPLOAD: &str = "/ui/upload";
@@ -44,14 +42,9 @@ fn too_large(limit: u64) -> ApiError {
     )
 }
 
-/// Refuses a declared body above the limit at once, and gives axum's own
+/// Refuses a declared body above `limit` at once, and gives axum's own
 /// 413 (plain text, from the extractor) the error shape.
-pub async fn request_body(
-    State(state): State<Arc<AppState>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let limit = state.config.server.max_request_body_bytes;
+pub async fn request_body(limit: u64, request: Request, next: Next) -> Response {
     if request.uri().path() == UPLOAD {
         return next.run(request).await;
     }
@@ -74,30 +67,41 @@ pub async fn request_body(
     response
 }
 
-/// `Cache-Control: no-store` on `/ui/*` answers without a caching header
-/// of their own: they are per caller and often change.
-pub async fn no_store(request: Request, next: Next) -> Response {
+/// The headers every answer carries.
+#[derive(Debug, Clone)]
+pub struct Headers {
+    hsts: Option<HeaderValue>,
+}
+
+impl Headers {
+    /// The headers of `server` (`server.hsts`).
+    pub fn new(server: &ServerConfig) -> Self {
+        Self {
+            hsts: hsts_value(&server.hsts),
+        }
+    }
+}
+
+/// `X-Content-Type-Options: nosniff`, `X-Frame-Options: DENY`,
+/// `Strict-Transport-Security` when on, and `Cache-Control: no-store` on
+/// `/ui/*` answers without a caching header of their own: they are per
+/// caller and often change.
+pub async fn headers(State(set): State<Arc<Headers>>, request: Request, next: Next) -> Response {
     let ui = request.uri().path().starts_with("/ui/");
     let mut response = next.run(request).await;
-    if ui && !response.headers().contains_key(header::CACHE_CONTROL) {
-        response
-            .headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    }
-    response
-}
-
-/// `X-Content-Type-Options: nosniff`.
-pub fn nosniff() -> SetResponseHeaderLayer<HeaderValue> {
-    SetResponseHeaderLayer::overriding(
+    let headers = response.headers_mut();
+    headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
-    )
-}
-
-/// `X-Frame-Options: DENY`.
-pub fn frame_options() -> SetResponseHeaderLayer<HeaderValue> {
-    SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"))
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if let Some(hsts) = &set.hsts {
+        headers.insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+    }
+    if ui && !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
 }
 
 /// The `Strict-Transport-Security` value of `server.hsts`, when on.
@@ -110,12 +114,6 @@ pub fn hsts_value(config: &HstsConfig) -> Option<HeaderValue> {
         value.push_str("; includeSubDomains");
     }
     HeaderValue::from_str(&value).ok()
-}
-
-/// `Strict-Transport-Security` when `server.hsts` is on (the layer adds
-/// nothing when the value is `None`).
-pub fn hsts(config: &HstsConfig) -> SetResponseHeaderLayer<Option<HeaderValue>> {
-    SetResponseHeaderLayer::overriding(header::STRICT_TRANSPORT_SECURITY, hsts_value(config))
 }
 
 /// Applies the head limits of `server` to hyper's HTTP/1 connections.

@@ -1,18 +1,27 @@
-//! The middleware chain, outermost first, in the order of Thesa's
-//! deployment guide — recovery → CORS → request ID → auth → context →
-//! timeout → logging → metrics → tracing → handler — with one change:
-//! logging and metrics sit right after the request ID, outside auth,
-//! context and timeout, so that rejected (401, 403), unavailable (503) and
-//! timed-out (504) requests are logged and counted too; inside, they would
-//! never see those answers.
+//! The middleware chain, outermost first. Thesa's deployment guide orders
+//! it recovery → CORS → request ID → auth → context → timeout → logging →
+//! metrics → tracing → handler; here the same steps run in four layers:
+//!
+//! 1. `headers`: the security headers on every answer (see `limits`),
+//!    preflight answers included;
+//! 2. CORS;
+//! 3. `observe`: request ID, recovery, the request's span, the access log
+//!    line, the HTTP metrics and the request body limit (see `limits`).
+//!    Logging and metrics sit outside auth, context and timeout, so that
+//!    rejected (401, 403), unavailable (503), timed-out (504) and panicked
+//!    (500) requests are logged and counted too; inside, they would never
+//!    see those answers;
+//! 4. `access`: authentication, the caller's context (tenant, partition,
+//!    capabilities) and the handler timeout.
+//!
+//! One layer per group rather than one per step: each `from_fn` layer
+//! boxes a future and clones the inner service per request, and merging
+//! them was measurable (BENCHMARKS.md).
 //!
 //! The timeout step also bounds reading the request body by
 //! `server.read_timeout`. `server.write_timeout` is accepted but not
 //! enforced: hyper has no write timeout, and `handler_timeout` bounds the
 //! handlers.
-//!
-//! Outside the chain, every answer gets the security headers; inside the
-//! metrics, request bodies are limited (see `limits`).
 //!
 //! The layers run after routing (`Router::layer`), so each one sees the
 //! matched route pattern; the public routes (`/ui/health`, `/ui/ready`,
@@ -25,8 +34,8 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderName, HeaderValue, Method, header};
-use axum::middleware::{Next, from_fn, from_fn_with_state};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
+use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use futures::FutureExt;
 use tower::ServiceBuilder;
@@ -48,33 +57,20 @@ pub const CORRELATION_HEADER: HeaderName = HeaderName::from_static("x-correlatio
 /// The header narrowing the partition.
 pub const PARTITION_HEADER: HeaderName = HeaderName::from_static("x-partition-id");
 
-/// The request's correlation ID (the client's, when it sent a usable one).
-#[derive(Debug, Clone)]
-pub struct CorrelationId(pub String);
-
 /// Wraps `router` in the chain; an error names a CORS setting that is
 /// not a valid origin, method or header.
 pub fn apply(
     router: Router<Arc<AppState>>,
     state: &Arc<AppState>,
 ) -> Result<Router<Arc<AppState>>, String> {
+    let headers = Arc::new(limits::Headers::new(&state.config.server));
     Ok(router.layer(
         ServiceBuilder::new()
-            .layer(limits::nosniff())
-            .layer(limits::frame_options())
-            .layer(limits::hsts(&state.config.server.hsts))
-            .layer(from_fn(limits::no_store))
-            .layer(from_fn(recovery))
+            .layer(from_fn_with_state(headers, limits::headers))
             .layer(cors(&state.config.server.cors)?)
-            .layer(from_fn(request_id))
-            .layer(from_fn(trace))
-            .layer(from_fn(logging))
-            .layer(from_fn_with_state(state.clone(), metrics))
-            .layer(from_fn_with_state(state.clone(), limits::request_body))
+            .layer(from_fn_with_state(state.clone(), observe))
             .layer(limits::default_body_limit(&state.config.server))
-            .layer(from_fn_with_state(state.clone(), authenticate))
-            .layer(from_fn_with_state(state.clone(), context))
-            .layer(from_fn_with_state(state.clone(), timeout))
+            .layer(from_fn_with_state(state.clone(), access))
             .layer(RequestBodyTimeoutLayer::new(
                 state.config.server.read_timeout.get(),
             ))
@@ -94,30 +90,127 @@ fn usable_correlation_id(value: &HeaderValue) -> Option<String> {
     plain.then(|| text.to_string())
 }
 
-/// Turns a panic in any inner layer or handler into a 500 with the error
-/// shape. It also settles the correlation ID, so that even this response
-/// carries it.
-async fn recovery(mut request: Request, next: Next) -> Response {
+/// What a panic carried, as text.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(ToString::to_string)
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
+}
+
+/// Everything a request passes once, around the rest: the correlation ID
+/// (the client's, when usable) is the request's for everything inside
+/// (error bodies and log lines read it) and echoed in the answer; a panic
+/// inside becomes a 500 in the error shape; the request's span, the access
+/// log line, the HTTP metrics and the request body limit.
+async fn observe(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
     let id = request
         .headers()
         .get(&CORRELATION_HEADER)
         .and_then(usable_correlation_id)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    request.extensions_mut().insert(CorrelationId(id.clone()));
-    match AssertUnwindSafe(next.run(request)).catch_unwind().await {
+    let method = method_label(request.method());
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let path = request.uri().clone();
+    let span = request_span(method, route, &id);
+    thesa_traces::continue_trace(&span, request.headers());
+    let trace_id = thesa_traces::trace_id(&span).unwrap_or_default();
+    if !trace_id.is_empty() {
+        span.record("trace_id", trace_id.as_str());
+    }
+    let limit = state.config.server.max_request_body_bytes;
+    let inner = recovering(limits::request_body(limit, request, next));
+    let logged = async {
+        let response = inner.instrument(span.clone()).await;
+        access_log(method, path.path(), route, &response, started);
+        response
+    };
+    let mut response = CORRELATION_ID
+        .scope(id.clone(), TRACE_ID.scope(trace_id, logged))
+        .await;
+    let status = response.status().as_u16();
+    span.record("http.response.status_code", status);
+    if let Some(tenant) = response.extensions().get::<Tenant>() {
+        span.record("tenant", tenant.0.as_str());
+    }
+    if status >= 500 {
+        span.record("otel.status_code", "ERROR");
+    }
+    count(&state, method, route, status, started);
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(CORRELATION_HEADER, value);
+    }
+    response
+}
+
+/// `handler`'s answer, or a 500 in the error shape when it panics.
+async fn recovering(handler: impl Future<Output = Response>) -> Response {
+    match AssertUnwindSafe(handler).catch_unwind().await {
         Ok(response) => response,
         Err(panic) => {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(ToString::to_string)
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            tracing::error!(correlation_id = %id, panic = %message, "handler panicked");
-            let mut response = ApiError::internal().response_with(id.clone());
-            echo_correlation_id(&mut response, &id);
-            response
+            let message = panic_message(&*panic);
+            tracing::error!(panic = %message, "handler panicked");
+            ApiError::internal().into_response()
         }
     }
+}
+
+/// The request's span (exported when tracing is on, see `traces`): route
+/// pattern, method, correlation ID, then status and tenant; an incoming
+/// `traceparent` is continued; a 5xx marks it failed. Error bodies carry
+/// its trace ID.
+fn request_span(method: &str, route: &str, correlation_id: &str) -> tracing::Span {
+    tracing::info_span!(
+        "request",
+        otel.name = %format!("{method} {route}"),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        route = %route,
+        http.request.method = method,
+        http.response.status_code = tracing::field::Empty,
+        correlation_id = %correlation_id,
+        tenant = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+    )
+}
+
+/// One log line per request (its correlation ID and trace ID added by the
+/// log format); probes at debug level so they do not drown the rest.
+fn access_log(method: &str, path: &str, route: &str, response: &Response, started: Instant) {
+    let status = response.status().as_u16();
+    let tenant = response.extensions().get::<Tenant>().map(|t| t.0.as_str());
+    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    if matches!(route, "/ui/health" | "/healthz" | "/ui/ready") && status < 500 {
+        tracing::debug!(method, path, route, status, duration_ms, "request");
+    } else if status >= 500 {
+        tracing::error!(method, path, route, status, duration_ms, tenant, "request");
+    } else {
+        tracing::info!(method, path, route, status, duration_ms, tenant, "request");
+    }
+}
+
+/// `thesa_http_requests_total` and `thesa_http_request_duration_seconds`
+/// by route pattern.
+fn count(state: &AppState, method: &'static str, route: &str, status: u16, started: Instant) {
+    let metrics = &state.metrics;
+    metrics
+        .http_duration
+        .get_or_create(&RouteLabels {
+            method,
+            path_pattern: route.to_string(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    metrics
+        .http_requests
+        .get_or_create(&ResponseLabels {
+            method,
+            path_pattern: route.to_string(),
+            status,
+        })
+        .inc();
 }
 
 /// The CORS layer of `server.cors`; `*` in `allowed_origins` allows any
@@ -157,25 +250,6 @@ fn cors(config: &CorsConfig) -> Result<CorsLayer, String> {
     Ok(layer)
 }
 
-/// Makes the correlation ID the request's for everything inside (error
-/// bodies read it) and echoes it in the response.
-async fn request_id(request: Request, next: Next) -> Response {
-    let id = request
-        .extensions()
-        .get::<CorrelationId>()
-        .map(|c| c.0.clone())
-        .unwrap_or_default();
-    let mut response = CORRELATION_ID.scope(id.clone(), next.run(request)).await;
-    echo_correlation_id(&mut response, &id);
-    response
-}
-
-fn echo_correlation_id(response: &mut Response, id: &str) {
-    if let Ok(value) = HeaderValue::from_str(id) {
-        response.headers_mut().insert(CORRELATION_HEADER, value);
-    }
-}
-
 /// Routes anyone may call: probes and metrics.
 fn is_public(state: &AppState, path: &str) -> bool {
     path == "/ui/health"
@@ -185,96 +259,104 @@ fn is_public(state: &AppState, path: &str) -> bool {
             && path == state.config.observability.metrics.path)
 }
 
-/// Verifies the bearer token and stores the principal.
-async fn authenticate(
-    State(state): State<Arc<AppState>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+/// Authentication, the caller's context and the handler timeout: the
+/// caller goes into the request's extensions as a [`Caller`], and the
+/// tenant onto the answer for the access log. Public routes skip the first
+/// two.
+async fn access(State(state): State<Arc<AppState>>, mut request: Request, next: Next) -> Response {
     // CORS (outside) answers preflights itself, so OPTIONS needs no bypass.
     if is_public(&state, request.uri().path()) {
-        return next.run(request).await;
+        return within_timeout(&state, next.run(request)).await;
     }
-    let header = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    match state.auth.authenticate(header).await {
-        Ok(principal) => {
-            request.extensions_mut().insert(principal);
-            next.run(request).await
-        }
-        Err(err) => {
-            let reason = err.reason();
-            state
-                .metrics
-                .auth_rejections
-                .get_or_create(&ReasonLabel { reason })
-                .inc();
-            tracing::info!(reason, path = %request.uri().path(), "request not authenticated: {err}");
-            match reason {
-                "jwks_unavailable" => {
-                    ApiError::unavailable("IDENTITY_UNAVAILABLE", err.to_string()).into_response()
-                }
-                _ => {
-                    let mut response = ApiError::unauthenticated(err.to_string()).into_response();
-                    response
-                        .headers_mut()
-                        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-                    response
-                }
-            }
-        }
-    }
+    let principal = match authenticate(&state, request.headers(), request.uri().path()).await {
+        Ok(principal) => principal,
+        Err(response) => return response,
+    };
+    let tenant = Tenant(principal.tenant.clone());
+    let caller = match context(&state, request.headers(), principal).await {
+        Ok(caller) => caller,
+        Err(response) => return response,
+    };
+    request.extensions_mut().insert(caller);
+    let mut response = within_timeout(&state, next.run(request)).await;
+    response.extensions_mut().insert(tenant);
+    response
 }
 
-/// Settles tenant, partition and capabilities for the request.
-async fn context(State(state): State<Arc<AppState>>, mut request: Request, next: Next) -> Response {
-    let Some(principal) = request.extensions_mut().remove::<Principal>() else {
-        return next.run(request).await;
-    };
-    let partition = match request.headers().get(&PARTITION_HEADER) {
+/// The verified principal of the bearer token, else the 401 (or 503 when
+/// no keys can be had).
+async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    path: &str,
+) -> Result<Principal, Response> {
+    let header = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    state.auth.authenticate(header).await.map_err(|err| {
+        let reason = err.reason();
+        state
+            .metrics
+            .auth_rejections
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
+        tracing::info!(reason, path, "request not authenticated: {err}");
+        match reason {
+            "jwks_unavailable" => {
+                ApiError::unavailable("IDENTITY_UNAVAILABLE", err.to_string()).into_response()
+            }
+            _ => {
+                let mut response = ApiError::unauthenticated(err.to_string()).into_response();
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                response
+            }
+        }
+    })
+}
+
+/// The caller: the principal with the request's partition and the
+/// capabilities resolved for both.
+async fn context(
+    state: &AppState,
+    headers: &HeaderMap,
+    principal: Principal,
+) -> Result<Caller, Response> {
+    let partition = match headers.get(&PARTITION_HEADER) {
         None => principal.partitions.first().cloned(),
         Some(value) => match value.to_str() {
             Ok(wanted) if crate::access::narrows(&principal.partitions, wanted) => {
                 Some(wanted.to_string())
             }
             _ => {
-                return ApiError::new(
+                return Err(ApiError::new(
                     axum::http::StatusCode::FORBIDDEN,
                     "PARTITION_FORBIDDEN",
                     "X-Partition-Id may only name a partition of the token or a part of one",
                 )
-                .into_response();
+                .into_response());
             }
         },
     };
-    let capabilities = match state
+    let capabilities = state
         .capabilities
         .resolve(&principal, partition.as_deref())
         .instrument(tracing::info_span!("capability check"))
         .await
-    {
-        Ok(set) => set,
-        Err(err) => {
+        .map_err(|err| {
             tracing::warn!("capabilities unavailable: {err}");
-            return ApiError::unavailable(
+            ApiError::unavailable(
                 "CAPABILITIES_UNAVAILABLE",
                 "the policy engine did not answer; try again shortly",
             )
-            .into_response();
-        }
-    };
-    let tenant = Tenant(principal.tenant.clone());
-    request.extensions_mut().insert(Caller {
+            .into_response()
+        })?;
+    Ok(Caller {
         principal,
         partition,
         capabilities,
-    });
-    let mut response = next.run(request).await;
-    // For the access log, which runs outside this layer.
-    response.extensions_mut().insert(tenant);
-    response
+    })
 }
 
 /// The caller's tenant, on the response for the access log.
@@ -282,9 +364,9 @@ async fn context(State(state): State<Arc<AppState>>, mut request: Request, next:
 struct Tenant(String);
 
 /// Ends a handler that runs past `server.handler_timeout` with 504.
-async fn timeout(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+async fn within_timeout(state: &AppState, handler: impl Future<Output = Response>) -> Response {
     let limit = state.config.server.handler_timeout.get();
-    match tokio::time::timeout(limit, next.run(request)).await {
+    match tokio::time::timeout(limit, handler).await {
         Ok(response) => response,
         Err(_) => ApiError::new(
             axum::http::StatusCode::GATEWAY_TIMEOUT,
@@ -296,36 +378,6 @@ async fn timeout(State(state): State<Arc<AppState>>, request: Request, next: Nex
         )
         .into_response(),
     }
-}
-
-fn route_of(request: &Request) -> String {
-    request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".to_string())
-}
-
-/// One log line per request; probes at debug level so they do not drown
-/// the rest.
-async fn logging(request: Request, next: Next) -> Response {
-    let method = request.method().clone();
-    let path = request.uri().path().to_string();
-    let route = route_of(&request);
-    let started = Instant::now();
-    let response = next.run(request).await;
-    let status = response.status().as_u16();
-    let tenant = response.extensions().get::<Tenant>().map(|t| t.0.as_str());
-    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let correlation_id = crate::error::correlation_id();
-    if matches!(route.as_str(), "/ui/health" | "/healthz" | "/ui/ready") && status < 500 {
-        tracing::debug!(%method, path, route, status, duration_ms, correlation_id, "request");
-    } else if status >= 500 {
-        tracing::error!(%method, path, route, status, duration_ms, correlation_id, tenant, "request");
-    } else {
-        tracing::info!(%method, path, route, status, duration_ms, correlation_id, tenant, "request");
-    }
-    response
 }
 
 /// The method as a label: the standard ones by name, anything else
@@ -343,74 +395,23 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
-/// `thesa_http_requests_total` and `thesa_http_request_duration_seconds`
-/// by route pattern.
-async fn metrics(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
-    let method = method_label(request.method());
-    let path_pattern = route_of(&request);
-    let started = Instant::now();
-    let response = next.run(request).await;
-    state
-        .metrics
-        .http_duration
-        .get_or_create(&RouteLabels {
-            method,
-            path_pattern: path_pattern.clone(),
-        })
-        .observe(started.elapsed().as_secs_f64());
-    state
-        .metrics
-        .http_requests
-        .get_or_create(&ResponseLabels {
-            method,
-            path_pattern,
-            status: response.status().as_u16(),
-        })
-        .inc();
-    response
-}
-
-/// The request's span (exported when tracing is on, see `traces`): route
-/// pattern, method, correlation ID, then status and tenant; an incoming
-/// `traceparent` is continued; a 5xx marks it failed. Log lines inside it
-/// carry its fields, the trace ID among them, and error bodies the trace ID.
-async fn trace(request: Request, next: Next) -> Response {
-    let route = route_of(&request);
-    let method = method_label(request.method());
-    let span = tracing::info_span!(
-        "request",
-        otel.name = %format!("{method} {route}"),
-        otel.kind = "server",
-        otel.status_code = tracing::field::Empty,
-        route = %route,
-        http.request.method = method,
-        http.response.status_code = tracing::field::Empty,
-        correlation_id = %crate::error::correlation_id(),
-        tenant = tracing::field::Empty,
-        trace_id = tracing::field::Empty,
-    );
-    thesa_traces::continue_trace(&span, request.headers());
-    let trace_id = thesa_traces::trace_id(&span).unwrap_or_default();
-    if !trace_id.is_empty() {
-        span.record("trace_id", trace_id.as_str());
-    }
-    let response = TRACE_ID
-        .scope(trace_id, next.run(request).instrument(span.clone()))
-        .await;
-    let status = response.status().as_u16();
-    span.record("http.response.status_code", status);
-    if let Some(tenant) = response.extensions().get::<Tenant>() {
-        span.record("tenant", tenant.0.as_str());
-    }
-    if status >= 500 {
-        span.record("otel.status_code", "ERROR");
-    }
-    response
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_panic_is_a_500_in_the_error_shape_with_the_correlation_id() {
+        let response = CORRELATION_ID
+            .scope("c-1".to_string(), recovering(async { panic!("boom") }))
+            .await;
+        assert_eq!(response.status(), 500);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["code"], "INTERNAL", "{body}");
+        assert_eq!(body["error"]["correlation_id"], "c-1", "{body}");
+    }
 
     #[test]
     fn forged_correlation_ids_are_replaced() {
