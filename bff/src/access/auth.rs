@@ -17,6 +17,7 @@
 //! provider.
 
 use std::fmt;
+use std::hash::BuildHasher;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -25,7 +26,6 @@ use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, P
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use thesa_core::config::{self, ClaimPaths, IdentityConfig};
 
 /// Who is calling, read from a verified token at the configured claim paths.
@@ -77,9 +77,16 @@ const MAX_SHOWN_KID: usize = 64;
 /// Expiry is still checked on every request.
 const VERIFIED_TTL: Duration = Duration::from_secs(60);
 
-/// Most verified tokens remembered (each entry holds the key digest and
-/// the principal, a few hundred bytes, whatever the token's size).
+/// Most verified tokens remembered (each entry holds the token and the
+/// principal: about a kilobyte for a typical token, 10 MB at most).
 const VERIFIED_MAX: u64 = 10_000;
+
+/// A token verified recently, with its principal and `exp`.
+struct Verified {
+    token: Box<str>,
+    principal: Principal,
+    exp: u64,
+}
 
 /// Why a request is not authenticated. Messages describe the problem
 /// without quoting the token, so they are safe to log and to return.
@@ -324,8 +331,10 @@ pub struct Authenticator {
     /// the fetch, so concurrent requests needing fresh keys wait for that
     /// one fetch instead of starting their own.
     last_fetch: tokio::sync::Mutex<Option<Instant>>,
-    /// Tokens verified recently, by SHA-256, with their principal and `exp`.
-    verified: moka::sync::Cache<[u8; 32], Arc<(Principal, u64)>>,
+    /// Tokens verified recently, by a fast hash of the token (a hit counts
+    /// only when the whole token is equal, so a collision is a miss).
+    verified: moka::sync::Cache<u64, Arc<Verified>>,
+    hasher: foldhash::fast::RandomState,
 }
 
 impl fmt::Debug for Authenticator {
@@ -445,6 +454,7 @@ impl Authenticator {
                 .max_capacity(VERIFIED_MAX)
                 .time_to_live(VERIFIED_TTL)
                 .build(),
+            hasher: foldhash::fast::RandomState::default(),
         })
     }
 
@@ -452,13 +462,12 @@ impl Authenticator {
     /// caller from its claims.
     pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, AuthError> {
         let token = bearer_token(authorization)?;
-        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        if let Some(entry) = self.verified.get(&digest) {
-            let (principal, exp) = &*entry;
-            if exp.saturating_add(LEEWAY_SECS) >= unix_now() {
-                return Ok(principal.clone());
+        let cache_key = self.hasher.hash_one(token);
+        if let Some(entry) = self.verified.get(&cache_key).filter(|e| *e.token == *token) {
+            if entry.exp.saturating_add(LEEWAY_SECS) >= unix_now() {
+                return Ok(entry.principal.clone());
             }
-            self.verified.invalidate(&digest);
+            self.verified.invalidate(&cache_key);
             return Err(AuthError::Expired);
         }
         let header = jsonwebtoken::decode_header(token).map_err(|_| {
@@ -502,8 +511,12 @@ impl Authenticator {
         let principal = principal(&claims, &self.claim_paths)?;
         // Validation requires `exp`, so it is there.
         if let Some(exp) = claims.get("exp").and_then(Value::as_u64) {
-            self.verified
-                .insert(digest, Arc::new((principal.clone(), exp)));
+            let entry = Verified {
+                token: token.into(),
+                principal: principal.clone(),
+                exp,
+            };
+            self.verified.insert(cache_key, Arc::new(entry));
         }
         Ok(principal)
     }
@@ -1140,6 +1153,25 @@ mod tests {
         assert_eq!(first, again);
         tokio::time::sleep(Duration::from_millis(2100)).await;
         assert_eq!(rejected(&auth, &token).await, AuthError::Expired);
+    }
+
+    #[tokio::test]
+    async fn a_remembered_token_is_found_only_by_the_whole_token() {
+        let server = JwksServer::start(Some(&["test-rsa-1"])).await;
+        let auth = authenticator(&server).await;
+        let token = rs256(&claims());
+        auth.authenticate(Some(&bearer(&token))).await.unwrap();
+        // An entry under another token's cache key (as a hash collision
+        // would put it) is not that token's.
+        let other = rs256(&claims_with(json!({ "sub": "mallory" })));
+        let (head, _) = other.rsplit_once('.').unwrap();
+        let (_, signature) = token.rsplit_once('.').unwrap();
+        let forged = format!("{head}.{signature}");
+        let key = auth.hasher.hash_one(token.as_str());
+        let entry = auth.verified.get(&key).unwrap();
+        auth.verified
+            .insert(auth.hasher.hash_one(forged.as_str()), entry);
+        assert_eq!(rejected(&auth, &forged).await, AuthError::BadSignature);
     }
 
     #[tokio::test]

@@ -385,6 +385,13 @@ fn follow<'a>(value: &'a Value, steps: &[Step<'_>]) -> Option<&'a Value> {
     })
 }
 
+fn follow_mut<'a>(value: &'a mut Value, steps: &[Step<'_>]) -> Option<&'a mut Value> {
+    steps.iter().try_fold(value, |v, step| match step {
+        Step::Key(key) => v.as_object_mut()?.get_mut(*key),
+        Step::Index(i) => v.as_array_mut()?.get_mut(*i),
+    })
+}
+
 /// The value at a dotted path (`data.items`, `total.amount`,
 /// `contacts[0].detail`).
 pub fn get_path<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
@@ -551,11 +558,11 @@ pub fn page_record_fields(page: &Page, caps: &CapabilitySet) -> BTreeSet<String>
 
 /// The record a data source answered, reduced to `fields`: the object at
 /// `mapping.items_path` (else the whole answer); `null` when that is not
-/// an object.
-pub fn record_answer(source: &DataSource, response: &Value, fields: &BTreeSet<String>) -> Value {
-    let (record, field_map) = mapped(source, response);
+/// an object. The fields are moved out of `response`.
+pub fn record_answer(source: &DataSource, mut response: Value, fields: &BTreeSet<String>) -> Value {
+    let (record, field_map) = mapped(source, &mut response);
     match record {
-        Some(record @ Value::Object(_)) => project(record, fields, field_map),
+        Some(record @ Value::Object(_)) => Projection::new(fields, field_map).take(record),
         _ => Value::Null,
     }
 }
@@ -564,54 +571,68 @@ pub fn record_answer(source: &DataSource, response: &Value, fields: &BTreeSet<St
 /// answer), and its `field_map`.
 fn mapped<'a>(
     source: &'a DataSource,
-    response: &'a Value,
-) -> (Option<&'a Value>, &'a BTreeMap<String, String>) {
+    response: &'a mut Value,
+) -> (Option<&'a mut Value>, &'a BTreeMap<String, String>) {
     static EMPTY: BTreeMap<String, String> = BTreeMap::new();
     let mapping = source.mapping.as_ref();
     let at = match mapping.and_then(|m| m.items_path.as_deref()) {
-        Some(path) => get_path(response, path),
+        Some(path) => follow_mut(response, &steps(path)),
         None => Some(response),
     };
     (at, mapping.map_or(&EMPTY, |m| &m.field_map))
 }
 
-/// One backend record reduced to `fields` (UI names), each read from its
-/// backend name (`field_map`, else the same name).
-pub fn project(
-    record: &Value,
-    fields: &BTreeSet<String>,
-    field_map: &BTreeMap<String, String>,
-) -> Value {
-    Projection::new(fields, field_map).apply(record)
-}
-
 /// The reduction of backend records to UI fields, with each field's paths
 /// read once for all the records it is applied to (a table's rows).
 pub struct Projection<'a> {
-    /// Each field's backend path and UI path.
-    fields: Vec<(Vec<Step<'a>>, Vec<Step<'a>>)>,
+    fields: Vec<Copy<'a>>,
+}
+
+/// One field of a [`Projection`].
+struct Copy<'a> {
+    /// Where the value is in the backend record.
+    source: Vec<Step<'a>>,
+    /// Where it goes in the answer.
+    target: Vec<Step<'a>>,
+    /// Whether another field reads the same value, a part of it or the
+    /// value it is part of (so it cannot be moved out).
+    shared: bool,
 }
 
 impl<'a> Projection<'a> {
     /// `fields` (UI names), each read from its backend name (`field_map`,
     /// else the same name).
     pub fn new(fields: &'a BTreeSet<String>, field_map: &'a BTreeMap<String, String>) -> Self {
-        let fields = fields
+        let mut fields: Vec<Copy<'a>> = fields
             .iter()
-            .map(|field| {
-                let source = field_map.get(field).map_or(field.as_str(), String::as_str);
-                (steps(source), steps(field))
+            .map(|field| Copy {
+                source: steps(field_map.get(field).map_or(field.as_str(), String::as_str)),
+                target: steps(field),
+                shared: false,
             })
             .collect();
+        for i in 0..fields.len() {
+            fields[i].shared = (0..fields.len()).any(|j| {
+                let (a, b) = (&fields[i].source, &fields[j].source);
+                let n = a.len().min(b.len());
+                i != j && a[..n] == b[..n]
+            });
+        }
         Self { fields }
     }
 
-    /// `record` reduced to the fields.
-    pub fn apply(&self, record: &Value) -> Value {
+    /// `record` reduced to the fields, which are moved out of it (copied
+    /// when shared).
+    pub fn take(&self, record: &mut Value) -> Value {
         let mut out = Map::new();
-        for (source, target) in &self.fields {
-            if let Some(value) = follow(record, source) {
-                set_in(&mut out, target, value.clone());
+        for copy in &self.fields {
+            let value = if copy.shared {
+                follow(record, &copy.source).cloned()
+            } else {
+                follow_mut(record, &copy.source).map(Value::take)
+            };
+            if let Some(value) = value {
+                set_in(&mut out, &copy.target, value);
             }
         }
         Value::Object(out)
@@ -620,40 +641,41 @@ impl<'a> Projection<'a> {
 
 /// The answer of a table's data source as sent to the frontend: `items`
 /// (projected), `total` when the backend gives one, the paging, and
-/// `next_cursor` for cursor-paged services.
+/// `next_cursor` for cursor-paged services. The rows' fields are moved out
+/// of `response`.
 pub fn table_answer(
     table: &Table,
     source: &DataSource,
-    response: &Value,
+    mut response: Value,
     paging: Paging,
     caps: &CapabilitySet,
 ) -> Value {
     let mapping = source.mapping.as_ref();
-    let (items, field_map) = mapped(source, response);
-    let fields = row_fields(table, caps);
-    let projection = Projection::new(&fields, field_map);
-    let items: Vec<Value> = items
-        .and_then(Value::as_array)
-        .map(|list| list.iter().map(|r| projection.apply(r)).collect())
-        .unwrap_or_default();
     let mut answer = Map::new();
-    answer.insert("items".into(), Value::Array(items));
     if let Some(total) = mapping
         .and_then(|m| m.total_path.as_deref())
-        .and_then(|p| get_path(response, p))
+        .and_then(|p| get_path(&response, p))
         .filter(|t| t.is_number())
     {
         answer.insert("total".into(), total.clone());
     }
     answer.insert("page".into(), paging.page.into());
     answer.insert("page_size".into(), paging.size.into());
-    let has_next = get_path(response, "page_info.has_next_page").and_then(Value::as_bool);
-    let cursor = get_path(response, "next_cursor")
-        .or_else(|| get_path(response, "page_info.end_cursor").filter(|_| has_next != Some(false)))
+    let has_next = get_path(&response, "page_info.has_next_page").and_then(Value::as_bool);
+    let cursor = get_path(&response, "next_cursor")
+        .or_else(|| get_path(&response, "page_info.end_cursor").filter(|_| has_next != Some(false)))
         .filter(|c| c.is_string());
     if let Some(cursor) = cursor {
         answer.insert("next_cursor".into(), cursor.clone());
     }
+    let fields = row_fields(table, caps);
+    let (items, field_map) = mapped(source, &mut response);
+    let projection = Projection::new(&fields, field_map);
+    let items: Vec<Value> = items
+        .and_then(Value::as_array_mut)
+        .map(|list| list.iter_mut().map(|r| projection.take(r)).collect())
+        .unwrap_or_default();
+    answer.insert("items".into(), Value::Array(items));
     Value::Object(answer)
 }
 
@@ -720,7 +742,7 @@ pub async fn record(
 ) -> Result<Value, ApiError> {
     let (service, operation, request) = source_request(state, source, route, query)?;
     let response = read(state, service, operation, &request, context).await?;
-    Ok(record_answer(source, &response, fields))
+    Ok(record_answer(source, response, fields))
 }
 
 /// A page of `table`'s rows from `source`, for the caller.
@@ -745,7 +767,7 @@ pub async fn rows(
     Ok(table_answer(
         table,
         source,
-        &response,
+        response,
         paging,
         &caller.capabilities,
     ))
@@ -868,9 +890,28 @@ mod tests {
         let fields: BTreeSet<String> = ["id", "number", "total.amount"].map(String::from).into();
         let map = BTreeMap::from([("number".to_string(), "order_number".to_string())]);
         assert_eq!(
-            project(&record, &fields, &map),
+            Projection::new(&fields, &map).take(&mut record.clone()),
             json!({"id": "o1", "number": "A-1", "total": {"amount": 5}})
         );
+    }
+
+    #[test]
+    fn fields_read_by_two_ui_fields_are_copied_not_moved() {
+        let mut record = json!({"id": "o1", "total": {"amount": 5}, "customer": {"name": "Ann"}});
+        let fields: BTreeSet<String> = ["id", "ref", "total", "amount", "customer.name"]
+            .map(String::from)
+            .into();
+        let map = BTreeMap::from([
+            ("ref".to_string(), "id".to_string()),
+            ("amount".to_string(), "total.amount".to_string()),
+        ]);
+        assert_eq!(
+            Projection::new(&fields, &map).take(&mut record),
+            json!({"id": "o1", "ref": "o1", "total": {"amount": 5}, "amount": 5,
+                   "customer": {"name": "Ann"}})
+        );
+        // Unshared fields were moved out of the answer.
+        assert_eq!(record["customer"]["name"], Value::Null);
     }
 
     #[test]
@@ -885,7 +926,7 @@ mod tests {
         );
         let fields: BTreeSet<String> = ["contacts[1].detail"].map(String::from).into();
         assert_eq!(
-            project(&record, &fields, &BTreeMap::new()),
+            Projection::new(&fields, &BTreeMap::new()).take(&mut record.clone()),
             json!({"contacts": [null, {"detail": "c@d"}]})
         );
         let mut out = Map::new();
@@ -906,11 +947,11 @@ mod tests {
         let fields: BTreeSet<String> = ["id", "title"].map(String::from).into();
         let response = json!({"data": {"id": "l1", "title": "T", "secret": 1}});
         assert_eq!(
-            record_answer(&source, &response, &fields),
+            record_answer(&source, response.clone(), &fields),
             json!({"id": "l1", "title": "T"})
         );
         assert_eq!(
-            record_answer(&source, &json!({"data": [1]}), &fields),
+            record_answer(&source, json!({"data": [1]}), &fields),
             Value::Null
         );
     }
