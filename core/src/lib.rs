@@ -4,6 +4,8 @@
 //! It knows nothing about Kubernetes or HTTP; the operator and the BFF are
 //! adapters around it.
 
+#![forbid(unsafe_code)]
+
 pub mod checksum;
 pub mod config;
 pub mod duration;

@@ -2,6 +2,8 @@
 //! state of a ThesaDeployment's child objects, the controller, and the
 //! offline renderer.
 
+#![forbid(unsafe_code)]
+
 pub mod certs;
 pub mod conditions;
 pub mod controller;

@@ -1,5 +1,7 @@
 //! `thesa-operator`: see `--help`.
 
+#![forbid(unsafe_code)]
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -29,6 +29,8 @@
 //! queue and its processor are this crate's own, around the official
 //! exporter.
 
+#![forbid(unsafe_code)]
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
