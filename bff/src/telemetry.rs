@@ -47,14 +47,20 @@ fn filter(level: &str) -> EnvFilter {
 }
 
 /// Installs the JSON subscriber at `info`. Lines are written by a
-/// background thread, so a slow log collector does not stall requests and
-/// writes are batched under load; when its queue is full, callers wait
-/// rather than lines being dropped.
+/// background thread, so a slow log collector does not stall requests;
+/// when its queue is full, callers wait rather than lines being dropped.
+/// The thread writes what is queued in one system call and flushes when
+/// the queue is empty (standard output alone would write each line on
+/// its own: a system call per request).
 pub fn init() -> LevelHandle {
     let (filter, handle) = reload::Layer::new(filter("info"));
-    let (writer, guard) = NonBlockingBuilder::default()
-        .lossy(false)
-        .finish(std::io::stdout());
+    let (writer, guard) =
+        NonBlockingBuilder::default()
+            .lossy(false)
+            .finish(std::io::BufWriter::with_capacity(
+                64 * 1024,
+                std::io::stdout(),
+            ));
     let json = tracing_subscriber::fmt::layer()
         .with_writer(writer)
         .event_format(JsonLine)
