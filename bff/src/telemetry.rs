@@ -8,7 +8,8 @@
 //! A line is `timestamp`, `level`, `message`, the event's fields, and,
 //! for lines written while a request is served, the request's
 //! `correlation_id` and (when it is traced) `trace_id`. The log layer sees
-//! events only, never spans: spans exist for the trace export, and keeping
+//! events only, never spans: spans exist for the trace export (none are
+//! made while it is off), and keeping
 //! their fields formatted for the logs was a tenth of a request's CPU time
 //! (BENCHMARKS.md).
 
@@ -68,6 +69,8 @@ pub fn init() -> LevelHandle {
     let (otel, traces) = thesa_traces::layer("thesa-bff", |_| true);
     tracing_subscriber::registry()
         .with(filter)
+        // Spans serve the trace export only: none at all while it is off.
+        .with(filter_fn(|meta| meta.is_event() || thesa_traces::is_on()))
         .with(otel)
         .with(json)
         .init();

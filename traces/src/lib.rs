@@ -417,6 +417,11 @@ impl SpanProcessor for Processor {
     }
 }
 
+/// Whether spans are exported (started and not shut down).
+pub fn is_on() -> bool {
+    ON.load(Ordering::Relaxed)
+}
+
 /// Continues the trace of an incoming `traceparent` (and `tracestate`).
 pub fn continue_trace(span: &tracing::Span, headers: &http::HeaderMap) {
     if !ON.load(Ordering::Relaxed) {
