@@ -9,9 +9,8 @@
 //! for lines written while a request is served, the request's
 //! `correlation_id` and (when it is traced) `trace_id`. The log layer sees
 //! events only, never spans: spans exist for the trace export (none are
-//! made while it is off), and keeping
-//! their fields formatted for the logs was a tenth of a request's CPU time
-//! (BENCHMARKS.md).
+//! made while it is off), and keeping their fields formatted for the logs
+//! was a tenth of a request's CPU time (BENCHMARKS.md).
 
 use std::fmt::Write as _;
 

@@ -16,8 +16,6 @@
 //!   caching of their own (pages, forms and navigation keep `private,
 //!   no-cache` with their ETag: they may be revalidated, never shared).
 
-use std::sync::Arc;
-
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -67,26 +65,15 @@ pub async fn request_body(limit: u64, request: Request, next: Next) -> Response 
     response
 }
 
-/// The headers every answer carries.
-#[derive(Debug, Clone)]
-pub struct Headers {
-    hsts: Option<HeaderValue>,
-}
-
-impl Headers {
-    /// The headers of `server` (`server.hsts`).
-    pub fn new(server: &ServerConfig) -> Self {
-        Self {
-            hsts: hsts_value(&server.hsts),
-        }
-    }
-}
-
 /// `X-Content-Type-Options: nosniff`, `X-Frame-Options: DENY`,
 /// `Strict-Transport-Security` when on, and `Cache-Control: no-store` on
 /// `/ui/*` answers without a caching header of their own: they are per
-/// caller and often change.
-pub async fn headers(State(set): State<Arc<Headers>>, request: Request, next: Next) -> Response {
+/// caller and often change. The state is [`hsts_value`].
+pub async fn headers(
+    State(hsts): State<Option<HeaderValue>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let ui = request.uri().path().starts_with("/ui/");
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
@@ -95,8 +82,8 @@ pub async fn headers(State(set): State<Arc<Headers>>, request: Request, next: Ne
         HeaderValue::from_static("nosniff"),
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    if let Some(hsts) = &set.hsts {
-        headers.insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+    if let Some(hsts) = hsts {
+        headers.insert(header::STRICT_TRANSPORT_SECURITY, hsts);
     }
     if ui && !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

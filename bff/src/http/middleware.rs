@@ -63,10 +63,10 @@ pub fn apply(
     router: Router<Arc<AppState>>,
     state: &Arc<AppState>,
 ) -> Result<Router<Arc<AppState>>, String> {
-    let headers = Arc::new(limits::Headers::new(&state.config.server));
+    let hsts = limits::hsts_value(&state.config.server.hsts);
     Ok(router.layer(
         ServiceBuilder::new()
-            .layer(from_fn_with_state(headers, limits::headers))
+            .layer(from_fn_with_state(hsts, limits::headers))
             .layer(cors(&state.config.server.cors)?)
             .layer(from_fn_with_state(state.clone(), observe))
             .layer(limits::default_body_limit(&state.config.server))
